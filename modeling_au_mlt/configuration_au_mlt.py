@@ -1,0 +1,148 @@
+"""Configuration of AU-MLT, the multi-label transformer for facial Action Unit detection.
+
+Tallec, Yvinec, Dapogny, Bailly, "Multi-label classification with Transformers for Action Unit
+Detection" (ABAW3, 2022). The encoder is a ViT (`vision_config`); the decoder is the label-token
+transformer of the paper's eqs. 5-8, sized by the `decoder_*` fields.
+
+This file is shipped next to the weights as remote code: it imports only `transformers`.
+"""
+
+from transformers import PreTrainedConfig, ViTConfig
+
+ABAW_AUS = ("AU1", "AU2", "AU4", "AU6", "AU7", "AU10", "AU12", "AU15", "AU23", "AU24", "AU25", "AU26")
+HEAD_TYPES = ("shared", "per_label")
+
+
+class AUMLTConfig(PreTrainedConfig):
+    r"""Configuration of an [`AUMLTModel`].
+
+    Args:
+        vision_config (`dict` or `ViTConfig`, *optional*):
+            The ViT encoder's configuration; `None` gives `ViTConfig()` defaults (ViT-B/16, 224 px).
+        decoder_hidden_size (`int`, *optional*):
+            Width `d` of the label tokens. `None` uses the encoder's hidden size; any other value adds a
+            linear projection of the encoder tokens to this width.
+        decoder_layers (`int`, *optional*, defaults to 2):
+            Number `N_l` of decoder layers (eqs. 5-7).
+        decoder_attention_heads (`int`, *optional*, defaults to 8):
+            Heads `N_h` of every decoder attention; must divide `d`.
+        decoder_ffn_dim (`int`, *optional*):
+            Width `d_mlp` of the decoder MLP (eq. 4); `None` gives `4 * d`.
+        decoder_dropout (`float`, *optional*, defaults to 0.1):
+            Dropout `D` on residual branches and inside the MLP.
+        decoder_attention_dropout (`float`, *optional*, defaults to 0.0):
+            Dropout on the decoder attention probabilities.
+        decoder_layer_norm_eps (`float`, *optional*, defaults to 1e-5):
+            Epsilon of the decoder's post-LayerNorms.
+        label_self_attention (`bool`, *optional*, defaults to `True`):
+            Token self-attention among labels (eq. 5). `False` gives the Query2Label / ML-Decoder form.
+        head_type (`str`, *optional*, defaults to `"shared"`):
+            `"shared"`: one linear map `d -> 1` applied to every label token (eq. 8).
+            `"per_label"`: one linear map `d -> 1` per label.
+        thresholds (`list[float]`, *optional*):
+            Per-label decision thresholds in `id2label` order; `None` means 0.5 for every label.
+        smoothing_window (`int`, *optional*):
+            Moving-average window (frames) over a video's probabilities, chosen on validation.
+        initializer_range (`float`, *optional*, defaults to 0.02):
+            Standard deviation of the truncated normal used for the decoder's weights.
+        id2label (`dict[int, str]`, *optional*):
+            The labels; defaults to the 12 ABAW AUs.
+    """
+
+    model_type = "au_mlt"
+    sub_configs = {"vision_config": ViTConfig}
+
+    def __init__(
+        self,
+        vision_config=None,
+        decoder_hidden_size=None,
+        decoder_layers=2,
+        decoder_attention_heads=8,
+        decoder_ffn_dim=None,
+        decoder_dropout=0.1,
+        decoder_attention_dropout=0.0,
+        decoder_layer_norm_eps=1e-5,
+        label_self_attention=True,
+        head_type="shared",
+        thresholds=None,
+        smoothing_window=None,
+        initializer_range=0.02,
+        **kwargs,
+    ):
+        if vision_config is None:
+            vision_config = ViTConfig()
+        elif isinstance(vision_config, dict):
+            vision_config = ViTConfig(**vision_config)
+        self.vision_config = vision_config
+        self.decoder_hidden_size = decoder_hidden_size
+        self.decoder_layers = decoder_layers
+        self.decoder_attention_heads = decoder_attention_heads
+        self.decoder_ffn_dim = decoder_ffn_dim
+        self.decoder_dropout = decoder_dropout
+        self.decoder_attention_dropout = decoder_attention_dropout
+        self.decoder_layer_norm_eps = decoder_layer_norm_eps
+        self.label_self_attention = label_self_attention
+        self.head_type = head_type
+        self.thresholds = None if thresholds is None else [float(t) for t in thresholds]
+        self.smoothing_window = smoothing_window
+        self.initializer_range = initializer_range
+        if kwargs.get("id2label") is None and kwargs.get("num_labels") is None:
+            kwargs["id2label"] = dict(enumerate(ABAW_AUS))
+        if kwargs.get("id2label") is not None and kwargs.get("label2id") is None:
+            kwargs["label2id"] = {name: int(index) for index, name in kwargs["id2label"].items()}
+        kwargs.setdefault("problem_type", "multi_label_classification")
+        super().__init__(**kwargs)
+        self.validate_au_mlt()
+
+    @property
+    def hidden_size(self) -> int:
+        """Width `d` of the label tokens."""
+        return self.decoder_hidden_size or self.vision_config.hidden_size
+
+    @property
+    def ffn_dim(self) -> int:
+        """Width `d_mlp` of the decoder MLP."""
+        return self.decoder_ffn_dim or 4 * self.hidden_size
+
+    @property
+    def label_names(self) -> list[str]:
+        """Label names in output order."""
+        return [self.id2label[index] for index in range(self.num_labels)]
+
+    def validate_au_mlt(self) -> None:
+        """Raise `ValueError` naming the first field that holds an invalid value."""
+        if not self.id2label:
+            raise ValueError("id2label: the label set is empty; AU-MLT needs at least one label")
+        if sorted(self.id2label) != list(range(len(self.id2label))):
+            raise ValueError(f"id2label: keys must be 0..{len(self.id2label) - 1}, got {sorted(self.id2label)}")
+        if self.head_type not in HEAD_TYPES:
+            raise ValueError(f"head_type: expected one of {HEAD_TYPES}, got {self.head_type!r}")
+        for field in ("decoder_layers", "decoder_attention_heads"):
+            if not isinstance(getattr(self, field), int) or getattr(self, field) < 1:
+                raise ValueError(f"{field}: expected a positive integer, got {getattr(self, field)!r}")
+        for field in ("decoder_hidden_size", "decoder_ffn_dim", "smoothing_window"):
+            value = getattr(self, field)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(f"{field}: expected None or a positive integer, got {value!r}")
+        if self.hidden_size % self.decoder_attention_heads:
+            raise ValueError(
+                f"decoder_attention_heads: {self.decoder_attention_heads} heads do not divide the decoder "
+                f"hidden size {self.hidden_size}"
+            )
+        for field in ("decoder_dropout", "decoder_attention_dropout"):
+            if not 0.0 <= getattr(self, field) < 1.0:
+                raise ValueError(f"{field}: expected a probability in [0, 1), got {getattr(self, field)!r}")
+        if self.thresholds is not None:
+            if len(self.thresholds) != self.num_labels:
+                raise ValueError(
+                    f"thresholds: expected {self.num_labels} values (one per label), got {len(self.thresholds)}"
+                )
+            if not all(0.0 <= t <= 1.0 for t in self.thresholds):
+                raise ValueError(f"thresholds: every value must lie in [0, 1], got {self.thresholds}")
+
+    def decision_thresholds(self) -> list[float]:
+        """Per-label thresholds in output order (0.5 where none were tuned)."""
+        return list(self.thresholds) if self.thresholds is not None else [0.5] * self.num_labels
+
+
+__all__ = ["ABAW_AUS", "AUMLTConfig"]
