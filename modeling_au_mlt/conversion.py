@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -244,7 +245,8 @@ def write_dataset_dict(
         for dataset in splits.values():
             dataset.info.description = describe(label_names)
         complete = staging / "dataset"
-        splits.save_to_disk(str(complete), num_proc=num_proc if num_proc > 1 else None)
+        # One process: copying Arrow batches is I/O bound, and save_to_disk(num_proc) would spawn fresh interpreters.
+        splits.save_to_disk(str(complete))
         (complete / LABEL_NAMES_FILE).write_text(json.dumps(list(label_names)) + "\n")
         (complete / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")
         del splits
@@ -306,6 +308,16 @@ def push_dataset_dict(output_dir: str | os.PathLike, repo_id: str) -> None:
             f"Upload it later with: python -c \"from datasets import load_from_disk; "
             f"load_from_disk('{output_dir}').push_to_hub('{repo_id}')\""
         ) from error
+
+
+def exit_code(convert: Callable[[], dict]) -> int:
+    """Run a converter for a command line: 0 on success, 1 with the error on stderr for bad input or upload."""
+    try:
+        convert()
+    except (DataFormatError, HubPushError, FileNotFoundError, FileExistsError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def finish(output_dir: Path, report: dict, push_to_hub: str | None) -> dict:

@@ -8,7 +8,7 @@ import argparse
 import sys
 
 from modeling_au_mlt.abaw import prepare_abaw
-from modeling_au_mlt.conversion import ON_ERROR_CHOICES, DataFormatError, HubPushError
+from modeling_au_mlt.conversion import ON_ERROR_CHOICES, exit_code
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -26,15 +26,12 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    try:
-        prepare_abaw(
+    return exit_code(
+        lambda: prepare_abaw(
             args.images_dir, args.annotations_dir, args.output_dir, num_proc=args.num_proc, subsample=args.subsample,
             on_error=args.on_error, test_list=args.test_list, push_to_hub=args.push_to_hub,
         )
-    except (DataFormatError, HubPushError, FileNotFoundError, FileExistsError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    return 0
+    )
 
 
 if __name__ == "__main__":
