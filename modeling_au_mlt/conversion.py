@@ -246,7 +246,9 @@ def write_dataset_dict(
             dataset.info.description = describe(label_names)
         complete = staging / "dataset"
         # One process: copying Arrow batches is I/O bound, and save_to_disk(num_proc) would spawn fresh interpreters.
-        splits.save_to_disk(str(complete))
+        # An empty split must still get one (empty) shard: with none, load_from_disk fails on it.
+        empty = {split: 1 for split, dataset in splits.items() if dataset.num_rows == 0}
+        splits.save_to_disk(str(complete), num_shards=empty or None)
         (complete / LABEL_NAMES_FILE).write_text(json.dumps(list(label_names)) + "\n")
         (complete / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")
         del splits
@@ -304,7 +306,7 @@ def push_dataset_dict(output_dir: str | os.PathLike, repo_id: str) -> None:
     except Exception as error:  # offline, auth and network errors all end the same way for the user
         offline = " (HF_HUB_OFFLINE is set: no network access)" if os.environ.get("HF_HUB_OFFLINE") in ("1", "true") else ""
         raise HubPushError(
-            f"the dataset is complete at {output_dir}, but pushing it to {repo_id} failed{offline}: {error}. "
+            f"the dataset is complete at {output_dir}, but pushing it to {repo_id} failed{offline}: {str(error).rstrip('.')}. "
             f"Upload it later with: python -c \"from datasets import load_from_disk; "
             f"load_from_disk('{output_dir}').push_to_hub('{repo_id}')\""
         ) from error
