@@ -27,10 +27,11 @@ from tqdm.auto import tqdm
 from .conversion import (
     NOT_ANNOTATED,
     DataFormatError,
+    ImageRow,
     SplitCounts,
     check_options,
     finish,
-    image_example,
+    image_row,
     make_report,
     parse_label_cells,
     write_dataset_dict,
@@ -145,12 +146,12 @@ def video_rows(
     counts.videos += kept > 0
 
 
-def generate_examples(jobs: list[VideoJob], label_names: tuple[str, ...], subsample: int) -> Iterator[dict]:
-    """`Dataset.from_generator` body: rows of `jobs` with image bytes (lines already validated by the plan)."""
+def generate_examples(jobs: list[VideoJob], label_names: tuple[str, ...], subsample: int) -> Iterator[ImageRow]:
+    """Shard body for `conversion.write_split`: rows of `jobs` with image bytes (lines already validated by the plan)."""
     for job in jobs:
         counts = SplitCounts(len(label_names))
         for frame, labels, name in video_rows(job, label_names, subsample, "skip", counts):
-            yield image_example(os.path.join(job.image_dir, name), f"{job.video}/{name}", labels, job.video, frame)
+            yield image_row(os.path.join(job.image_dir, name), f"{job.video}/{name}", labels, job.video, frame)
 
 
 def read_test_list(path: str | os.PathLike) -> list[tuple[int, str]]:

@@ -27,10 +27,11 @@ from tqdm.auto import tqdm
 
 from .conversion import (
     DataFormatError,
+    ImageRow,
     SplitCounts,
     check_options,
     finish,
-    image_example,
+    image_row,
     make_report,
     parse_label_cells,
     write_dataset_dict,
@@ -202,8 +203,8 @@ def plan(layout: CsvLayout, subsample: int, on_error: str) -> tuple[dict[str, Sp
 
 def generate_examples(
     row_ranges: list[tuple[int, int]], layout: CsvLayout, split: str, video_split: tuple[tuple[str, str], ...], subsample: int
-) -> Iterator[dict]:
-    """`Dataset.from_generator` body: kept rows of `split` whose data-row index lies in `row_ranges`."""
+) -> Iterator[ImageRow]:
+    """Shard body for `conversion.write_split`: kept rows of `split` whose data-row index lies in `row_ranges`."""
     owner = dict(video_split)
     counts = SplitCounts(len(layout.label_names))
     for start, stop in row_ranges:
@@ -219,7 +220,7 @@ def generate_examples(
             if row.split == split and owner[row.video] == split and counts.keeps(
                 row.labels, has_image(layout, row.image), row.frame, subsample
             ):
-                yield image_example(os.path.join(layout.image_root, row.image), row.image, row.labels, row.video, row.frame)
+                yield image_row(os.path.join(layout.image_root, row.image), row.image, row.labels, row.video, row.frame)
 
 
 def row_ranges(total: int, parts: int) -> list[tuple[int, int]]:

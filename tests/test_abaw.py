@@ -213,8 +213,8 @@ def test_failure_while_writing_leaves_earlier_output_untouched(tree, monkeypatch
             raise OSError("disk went away")
         return real_example(*args)
 
-    real_example = abaw.image_example
-    monkeypatch.setattr(abaw, "image_example", failing_example)
+    real_example = abaw.image_row
+    monkeypatch.setattr(abaw, "image_row", failing_example)
     with pytest.raises(Exception) as raised:
         prepare_abaw(images, annotations, out)
     assert "disk went away" in repr(raised.value) + repr(raised.value.__cause__)

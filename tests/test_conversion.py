@@ -17,7 +17,7 @@ from modeling_au_mlt.conversion import (
     check_options,
     describe,
     features_for,
-    image_example,
+    image_row,
     label_names_of,
     make_report,
     parse_label_cells,
@@ -84,7 +84,7 @@ def rows_from(paths: list[str], frame_offset: int = 1):
     """Generator body: one row per image `<seed>.jpg`, frame = offset + seed (shards see parts of `paths`)."""
     for path in paths:
         seed = int(Path(path).stem)
-        yield image_example(path, f"v/{seed}.jpg", [1.0, -1.0, 0.0], "v", frame_offset + seed)
+        yield image_row(path, f"v/{seed}.jpg", [1.0, -1.0, 0.0], "v", frame_offset + seed)
 
 
 def test_write_dataset_dict_embeds_bytes_keeps_names_and_allows_empty_splits(tmp_path):
@@ -94,14 +94,15 @@ def test_write_dataset_dict_embeds_bytes_keeps_names_and_allows_empty_splits(tmp
         write_jpeg(tmp_path / f"{seed}.jpg", seed)
     out = tmp_path / "out"
     kwargs = {"train": {"paths": paths, "frame_offset": 1}, "validation": {"paths": [], "frame_offset": 1}}
-    write_dataset_dict(out, kwargs, rows_from, NAMES, {"note": "x"}, num_proc=2)
+    report = make_report(NAMES, {"train": SplitCounts(3, frames=3), "validation": SplitCounts(3)}, note="x")
+    write_dataset_dict(out, kwargs, rows_from, NAMES, report, num_proc=2)
     originals = [np.asarray(Image.open(path).convert("RGB")) for path in paths]
     for path in paths:
         (tmp_path / path).unlink()  # the output must not need the source images any more
     dataset = load_from_disk(str(out))
     assert len(dataset["validation"]) == 0 and dataset["validation"].features == features_for(NAMES)
     assert dataset["train"]["frame"] == [1, 2, 3] and dataset["train"]["labels"][0] == [1.0, -1.0, 0.0]
-    assert json.loads((out / "prepare_report.json").read_text()) == {"note": "x"}
+    assert json.loads((out / "prepare_report.json").read_text()) == report
     assert json.loads((out / "label_names.json").read_text()) == NAMES
     assert label_names_of(dataset) == NAMES and label_names_of(dataset["validation"]) == NAMES
     assert label_names_of(dataset["train"].select([1]).map(lambda row: row)) == NAMES
@@ -125,14 +126,14 @@ def test_failed_generation_leaves_nothing_and_foreign_folders_are_kept(tmp_path)
 
     out = tmp_path / "out"
     with pytest.raises(Exception) as raised:
-        write_dataset_dict(out, {"train": {"shards": [1, 2]}}, broken, NAMES, {})
+        write_dataset_dict(out, {"train": {"shards": [1, 2]}}, broken, NAMES, make_report(NAMES, {"train": SplitCounts(3)}))
     assert "source vanished" in repr(raised.value) + repr(raised.value.__cause__)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_push_offline_names_the_complete_local_copy(tmp_path):
     out = tmp_path / "out"
-    write_dataset_dict(out, {"train": {"paths": []}}, rows_from, NAMES, {})
+    write_dataset_dict(out, {"train": {"paths": []}}, rows_from, NAMES, make_report(NAMES, {"train": SplitCounts(3)}))
     with pytest.raises(HubPushError, match=f"complete at {out}, but pushing it to me/frames failed"):
         push_dataset_dict(out, "me/frames")
     assert load_from_disk(str(out))["train"].num_rows == 0
