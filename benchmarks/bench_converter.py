@@ -39,6 +39,7 @@ PRESETS = {
     "tiny": [(400, 32, 100)],
 }
 DISTINCT_IMAGES = 16
+MAX_LINKS = 50_000  # hard links per source file before a fresh set is written
 
 try:
     import psutil
@@ -56,6 +57,15 @@ def jpeg_bytes(side: int, seed: int) -> bytes:
     return buffer.getvalue()
 
 
+def write_sources(folder: Path, encoded: list[bytes]) -> list[Path]:
+    """Fresh files to hard-link frames to (a file takes at most ~65k links on ext4)."""
+    folder.mkdir(parents=True)
+    paths = [folder / f"{number}.jpg" for number in range(len(encoded))]
+    for path, data in zip(paths, encoded):
+        path.write_bytes(data)
+    return paths
+
+
 def label_lines(rng: np.random.Generator, frames: int) -> list[str]:
     """Random 0/1 labels; 2% rows all -1 and 1% single -1 entries, as in the release."""
     labels = (rng.random((frames, len(AUS))) < 0.25).astype(np.int8)
@@ -68,12 +78,9 @@ def label_lines(rng: np.random.Generator, frames: int) -> list[str]:
 def make_tree(root: Path, frames: int, side: int, per_video: int, seed: int = 0) -> tuple[Path, Path]:
     """Write `frames` annotated frames (80% train, 20% validation) in the ABAW layout; 1% lack an image."""
     images, annotations = root / "cropped_aligned", root / "AU_Detection_Challenge"
-    pool = root / "pool"
-    pool.mkdir(parents=True)
-    sources = []
-    for number in range(DISTINCT_IMAGES):
-        sources.append(pool / f"{number}.jpg")
-        sources[-1].write_bytes(jpeg_bytes(side, seed + number))
+    encoded = [jpeg_bytes(side, seed + number) for number in range(DISTINCT_IMAGES)]
+    sources: list[Path] = []
+    links = 0
     rng = np.random.default_rng(seed)
     videos = max(1, frames // per_video)
     for video in range(videos):
@@ -85,8 +92,11 @@ def make_tree(root: Path, frames: int, side: int, per_video: int, seed: int = 0)
         folder = images / name
         folder.mkdir(parents=True)
         present = rng.random(count) >= 0.01
+        if not sources or links + count > DISTINCT_IMAGES * MAX_LINKS:
+            sources, links = write_sources(root / "pool" / str(video), encoded), 0
         for frame in np.flatnonzero(present) + 1:
             os.link(sources[frame % DISTINCT_IMAGES], folder / f"{frame:05d}.jpg")
+        links += count
     return images, annotations
 
 

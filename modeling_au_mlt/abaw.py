@@ -24,14 +24,13 @@ from typing import Iterator, Sequence
 
 from tqdm.auto import tqdm
 
+from .arrow_shards import ImageRow, image_row
 from .conversion import (
     NOT_ANNOTATED,
     DataFormatError,
-    ImageRow,
     SplitCounts,
     check_options,
     finish,
-    image_row,
     make_report,
     parse_label_cells,
     write_dataset_dict,

@@ -1,13 +1,9 @@
 """Shared part of the AU data converters: counting, Arrow writing, atomic output, report, upload.
 
-Both sources (`abaw.py` for the ABAW release, `tabular.py` for a CSV) describe a split as generator
-keyword arguments holding one list of picklable work items (videos, row ranges) plus a top-level
-generator function yielding `ImageRow`s. This module cuts the list into contiguous shards, streams each
-shard into an Arrow file with `datasets.arrow_writer.ArrowWriter` (in parallel over shards with
-`num_proc`, `BATCH_ROWS` rows per record batch), opens the shards memory-mapped as one `Dataset` per
-split and saves the `DatasetDict`. Peak memory depends on one batch, never on the number of frames.
-Rows are built column-wise into Arrow arrays; this replaced `Dataset.from_generator`, whose per-value
-encoding took half of the conversion time.
+Both sources (`abaw.py` for the ABAW release, `tabular.py` for a CSV) count and validate every row
+first (`SplitCounts`, `DataFormatError`, so bad input stops the run before anything is written), then
+hand a generator of rows per split to `arrow_shards.write_split`, which streams them to Arrow; peak
+memory depends on one record batch, never on the number of frames.
 
 Output columns: `image` (`Image()`, the original file's bytes embedded, so the folder is self-contained
 and pixels are exactly the source file's), `labels` (fixed-length list of float32, one per AU, -1 kept
@@ -27,43 +23,30 @@ never leaves a half-written `OUT`.
 
 from __future__ import annotations
 
+import argparse
 import json
-import multiprocessing
 import os
 import shutil
 import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, NamedTuple, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
-import pyarrow as pa
-from datasets import (
-    Dataset,
-    DatasetDict,
-    DatasetInfo,
-    Features,
-    Image,
-    List,
-    Value,
-    concatenate_datasets,
-    load_from_disk,
-)
-from datasets.arrow_writer import ArrowWriter
-from tqdm.auto import tqdm
+from datasets import Dataset, DatasetDict, DatasetInfo, config, load_from_disk
+
+from .arrow_shards import features_for, write_split
 
 NOT_ANNOTATED = -1.0
 LABEL_VALUES = {"-1": -1.0, "0": 0.0, "1": 1.0}
 ON_ERROR_CHOICES = ("raise", "skip")
 REPORT_FILE = "prepare_report.json"
-BATCH_ROWS = 256  # rows per Arrow record batch: bounds a writer's memory to a few MB of image bytes
 PENDING_ROWS = 4096  # kept label rows buffered before they are summed
-MAX_SHARDS_PER_SPLIT = 64  # work units per split: enough for balance and progress, few enough files
 LABEL_NAMES_FILE = "label_names.json"
 _DESCRIPTION_KEY = "label_names: "
 # Files that mark a folder as an earlier output of this converter (and so safe to replace).
-_OUTPUT_MARKERS = (REPORT_FILE, "dataset_dict.json")
+_OUTPUT_MARKERS = (REPORT_FILE, config.DATASETDICT_JSON_FILENAME)
 
 
 class DataFormatError(ValueError):
@@ -77,18 +60,6 @@ class DataFormatError(ValueError):
 
 class HubPushError(RuntimeError):
     """The local dataset is complete but uploading it failed (e.g. offline)."""
-
-
-def features_for(label_names: Sequence[str]) -> Features:
-    """The output schema: one fixed-length float32 label list with an entry per AU."""
-    return Features(
-        {
-            "image": Image(),
-            "labels": List(Value("float32"), length=len(label_names)),
-            "video_id": Value("string"),
-            "frame": Value("int32"),
-        }
-    )
 
 
 def parse_label_cells(
@@ -212,39 +183,6 @@ def check_options(num_proc: int, subsample: int, on_error: str) -> None:
         raise ValueError(f"num_proc must be >= 1, got {num_proc}")
 
 
-class ImageRow(NamedTuple):
-    """One output row as the sources yield it; the image is the file's bytes, unchanged (no re-encode)."""
-
-    image: bytes
-    path: str
-    labels: Sequence[float]
-    video_id: str
-    frame: int
-
-
-def image_row(image_path: str | os.PathLike, relative_path: str, labels: Sequence[float], video_id: str, frame: int) -> ImageRow:
-    """Read one frame's image file into an output row."""
-    with open(image_path, "rb") as handle:
-        return ImageRow(handle.read(), relative_path, labels, video_id, frame)
-
-
-def rows_table(rows: Sequence[ImageRow], num_labels: int) -> pa.Table:
-    """Rows as one Arrow table in the `features_for` layout, built column-wise (no per-value encoding)."""
-    image = pa.StructArray.from_arrays(
-        [pa.array([row.image for row in rows], pa.binary()), pa.array([row.path for row in rows], pa.string())],
-        names=["bytes", "path"],
-    )
-    flat = np.asarray([row.labels for row in rows], dtype=np.float32).reshape(-1)  # (rows * num_labels,)
-    return pa.table(
-        {
-            "image": image,
-            "labels": pa.FixedSizeListArray.from_arrays(pa.array(flat), num_labels),
-            "video_id": pa.array([row.video_id for row in rows], pa.string()),
-            "frame": pa.array([row.frame for row in rows], pa.int32()),
-        }
-    )
-
-
 def describe(label_names: Sequence[str]) -> str:
     """The `DatasetInfo.description` text that carries the AU names (see module docstring)."""
     return f"Facial Action Unit frames converted by modeling_au_mlt.\n{_DESCRIPTION_KEY}{json.dumps(list(label_names))}"
@@ -266,57 +204,10 @@ def label_names_of(dataset: Dataset | DatasetDict) -> list[str]:
     )
 
 
-def shard_kwargs(gen_kwargs: dict, parts: int) -> list[dict]:
-    """Split the one list value of `gen_kwargs` into up to `parts` contiguous pieces (order is kept)."""
-    key = next(key for key, value in gen_kwargs.items() if isinstance(value, list))
-    items = gen_kwargs[key]
-    parts = max(1, min(parts, len(items)))
-    bounds = [len(items) * part // parts for part in range(parts + 1)]
-    return [{**gen_kwargs, key: items[bounds[i]:bounds[i + 1]]} for i in range(parts)]
-
-
-def write_shard(task: tuple[Callable[..., Iterable[ImageRow]], dict, str, Features]) -> int:
-    """Stream one shard's rows into an Arrow file, `BATCH_ROWS` at a time; returns the rows written."""
-    generator, gen_kwargs, path, features = task
-    writer = ArrowWriter(features=features, path=path)
-    try:
-        batch = []
-        for row in generator(**gen_kwargs):
-            batch.append(row)
-            if len(batch) == BATCH_ROWS:
-                writer.write_table(rows_table(batch, features["labels"].length))
-                batch = []
-        if batch:
-            writer.write_table(rows_table(batch, features["labels"].length))
-        rows, _ = writer.finalize()
-    finally:
-        writer.close()
-    return rows
-
-
-def write_split(
-    generator: Callable[..., Iterable[ImageRow]], gen_kwargs: dict, info: DatasetInfo, num_proc: int, folder: Path,
-    split: str, expected_rows: int,
-) -> Dataset:
-    """Write one split as Arrow shards (in parallel over shards) and open them memory-mapped as one Dataset."""
-    shards = shard_kwargs(gen_kwargs, MAX_SHARDS_PER_SPLIT)
-    tasks = [(generator, shard, str(folder / f"{split}-{i:05d}.arrow"), info.features) for i, shard in enumerate(shards)]
-    with tqdm(total=expected_rows, desc=f"writing {split}", unit="row") as progress:
-        if num_proc > 1 and len(tasks) > 1:
-            with multiprocessing.Pool(min(num_proc, len(tasks))) as pool:
-                for rows in pool.imap(write_shard, tasks):
-                    progress.update(rows)
-        else:
-            for task in tasks:
-                progress.update(write_shard(task))
-    parts = [Dataset.from_file(path, info=info.copy(), split=split) for _, _, path, _ in tasks]
-    return concatenate_datasets(parts, info=info.copy(), split=split) if len(parts) > 1 else parts[0]
-
-
 def write_dataset_dict(
     output_dir: str | os.PathLike,
     split_gen_kwargs: dict[str, dict],
-    generator: Callable[..., Iterable[dict]],
+    generator: Callable[..., Iterable],
     label_names: Sequence[str],
     report: dict,
     num_proc: int = 1,
@@ -328,23 +219,15 @@ def write_dataset_dict(
     staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.partial-", dir=output_dir.parent))
     try:
         info = DatasetInfo(description=describe(label_names), features=features_for(label_names))
-        (staging / "shards").mkdir()
-        splits = DatasetDict(
-            {
-                split: write_split(
-                    generator, kwargs, info, num_proc, staging / "shards", split, report["splits"][split]["frames"]
-                )
-                for split, kwargs in split_gen_kwargs.items()
-            }
-        )
         complete = staging / "dataset"
-        # One process: copying Arrow batches is I/O bound, and save_to_disk(num_proc) would spawn fresh interpreters.
-        # An empty split must still get one (empty) shard: with none, load_from_disk fails on it.
-        empty = {split: 1 for split, dataset in splits.items() if dataset.num_rows == 0}
-        splits.save_to_disk(str(complete), num_shards=empty or None)
+        for split, kwargs in split_gen_kwargs.items():
+            expected = report["splits"][split]["frames"]
+            written = write_split(generator, kwargs, info, num_proc, complete / split, split, expected)
+            if written != expected:
+                raise RuntimeError(f"{split}: wrote {written} rows but counted {expected}; did the source change meanwhile?")
+        (complete / config.DATASETDICT_JSON_FILENAME).write_text(json.dumps({"splits": list(split_gen_kwargs)}))
         (complete / LABEL_NAMES_FILE).write_text(json.dumps(list(label_names)) + "\n")
         (complete / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")
-        del splits
         replace_dir(complete, output_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -403,6 +286,15 @@ def push_dataset_dict(output_dir: str | os.PathLike, repo_id: str) -> None:
             f"Upload it later with: python -c \"from datasets import load_from_disk; "
             f"load_from_disk('{output_dir}').push_to_hub('{repo_id}')\""
         ) from error
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    """The command-line options every converter shares (output, parallelism, subsampling, errors, upload)."""
+    parser.add_argument("--output_dir", required=True, help="where the DatasetDict is saved (replaced atomically)")
+    parser.add_argument("--num_proc", type=int, default=1, help="worker processes (parallel over videos)")
+    parser.add_argument("--subsample", type=int, default=1, help="keep every K-th frame of each video")
+    parser.add_argument("--on_error", choices=ON_ERROR_CHOICES, default="raise", help="stop at or skip malformed input")
+    parser.add_argument("--push_to_hub", default=None, help="Hub dataset repo id to upload to after saving")
 
 
 def exit_code(convert: Callable[[], dict]) -> int:

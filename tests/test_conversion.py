@@ -10,14 +10,13 @@ from datasets import Dataset, DatasetDict, Features, load_from_disk
 from PIL import Image
 from test_abaw import write_jpeg
 
+from modeling_au_mlt.arrow_shards import features_for, image_row
 from modeling_au_mlt.conversion import (
     DataFormatError,
     HubPushError,
     SplitCounts,
     check_options,
     describe,
-    features_for,
-    image_row,
     label_names_of,
     make_report,
     parse_label_cells,
@@ -137,3 +136,17 @@ def test_push_offline_names_the_complete_local_copy(tmp_path):
     with pytest.raises(HubPushError, match=f"complete at {out}, but pushing it to me/frames failed"):
         push_dataset_dict(out, "me/frames")
     assert load_from_disk(str(out))["train"].num_rows == 0
+
+
+def test_split_metadata_matches_what_save_to_disk_writes(tmp_path):
+    """Shards are written in place of save_to_disk; its metadata files must carry the same fields."""
+    out = tmp_path / "ours"
+    write_jpeg(tmp_path / "0.jpg", 0)
+    report = make_report(NAMES, {"train": SplitCounts(3, frames=1)})
+    write_dataset_dict(out, {"train": {"paths": [str(tmp_path / "0.jpg")]}}, rows_from, NAMES, report)
+    load_from_disk(str(out)).save_to_disk(str(tmp_path / "theirs"))
+    for name in ("state.json", "dataset_info.json"):
+        ours = json.loads((out / "train" / name).read_text())
+        theirs = json.loads((tmp_path / "theirs" / "train" / name).read_text())
+        assert sorted(ours) == sorted(theirs)
+    assert json.loads((out / "dataset_dict.json").read_text()) == json.loads((tmp_path / "theirs" / "dataset_dict.json").read_text())
