@@ -146,7 +146,7 @@ def video_rows(
 
 
 def generate_examples(jobs: list[VideoJob], label_names: tuple[str, ...], subsample: int) -> Iterator[ImageRow]:
-    """Shard body for `conversion.write_split`: rows of `jobs` with image bytes (lines already validated by the plan)."""
+    """Shard body for `arrow_shards.write_split`: rows of `jobs` with image bytes (lines already validated by the plan)."""
     for job in jobs:
         counts = SplitCounts(len(label_names))
         for frame, labels, name in video_rows(job, label_names, subsample, "skip", counts):

@@ -27,8 +27,9 @@ from typing import Callable, Iterable, NamedTuple, Sequence
 
 import numpy as np
 import pyarrow as pa
-from datasets import Dataset, DatasetInfo, Features, Image, List, Value, concatenate_datasets, config
+from datasets import Dataset, DatasetInfo, Features, Image, List, Value, config
 from datasets.arrow_writer import ArrowWriter
+from datasets.fingerprint import generate_random_fingerprint
 from datasets.utils.py_utils import asdict  # the variant save_to_disk uses: drops unset fields
 from tqdm.auto import tqdm
 
@@ -147,11 +148,17 @@ def write_split(
 
 
 def write_split_metadata(split_dir: Path, names: Sequence[str], info: DatasetInfo, split: str) -> None:
-    """`state.json` and `dataset_info.json` as `Dataset.save_to_disk` writes them, for shards already in place."""
-    dataset = concatenate_datasets([Dataset.from_file(str(split_dir / name), info=info.copy(), split=split) for name in names])
-    state = {key: dataset.__dict__[key] for key in SAVED_STATE_KEYS}
+    """`state.json` and `dataset_info.json` as `Dataset.save_to_disk` writes them, for shards already in place.
+
+    The shards are not opened here: opening an Arrow stream pages the whole file in, which would make this
+    process's RSS grow with the data. The format fields are those of a fresh dataset with this schema,
+    and the fingerprint is random, as `datasets` does for data it cannot hash.
+    """
+    fresh = Dataset.from_dict({column: [] for column in info.features}, features=info.features)
+    state = {key: fresh.__dict__[key] for key in SAVED_STATE_KEYS}
+    state["_fingerprint"] = generate_random_fingerprint()
     state["_split"] = split
     state["_data_files"] = [{"filename": name} for name in names]
     (split_dir / config.DATASET_STATE_JSON_FILENAME).write_text(json.dumps(state, indent=2, sort_keys=True))
-    saved_info = asdict(dataset.info)
+    saved_info = asdict(info)
     (split_dir / config.DATASET_INFO_FILENAME).write_text(json.dumps({key: saved_info[key] for key in sorted(saved_info)}, indent=2))

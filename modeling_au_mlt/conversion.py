@@ -12,9 +12,10 @@ for "not annotated"), `video_id` (string), `frame` (int32, 1-based frame number)
 Where the AU names live: `datasets` keeps no free-form metadata in `Features` (a feature's `id` is
 dropped on save), so the names are written into each split's `DatasetInfo.description` as one line
 ``label_names: ["AU1", ...]`` (survives `save_to_disk`/`load_from_disk`, `select`, `map`, ...), and
-beside the data as `OUT/label_names.json` for people and other tools. `push_to_hub` uploads only the
-features and split sizes of the info, so a dataset loaded back from the Hub has lost the names: take
-them from the model config or from `label_names.json` in that case. `label_names_of` reads them back.
+beside the data as `OUT/label_names.json` for people and other tools. `push_to_hub` keeps only the
+features and split sizes of the info, so `label_names.json` and `prepare_report.json` are uploaded to
+the dataset repo as files too; a dataset loaded back from the Hub has no names in its info (read that
+file, or the model config). `label_names_of` reads the names back from a converted dataset.
 
 Output is written to a hidden temporary folder next to `OUT` and renamed into place only when complete
 (an existing `OUT` from an earlier run is replaced at that moment), so an interrupted or failed run
@@ -35,6 +36,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 from datasets import Dataset, DatasetDict, DatasetInfo, config, load_from_disk
+from huggingface_hub import HfApi
 
 from .arrow_shards import features_for, write_split
 
@@ -279,6 +281,11 @@ def push_dataset_dict(output_dir: str | os.PathLike, repo_id: str) -> None:
     """Upload a finished local copy with `DatasetDict.push_to_hub`; failure keeps the local copy and says so."""
     try:
         load_from_disk(str(output_dir)).push_to_hub(repo_id)
+        # The Hub copy keeps no info.description, so the names and the report travel as files beside it.
+        for sidecar in (LABEL_NAMES_FILE, REPORT_FILE):
+            HfApi().upload_file(
+                path_or_fileobj=str(Path(output_dir) / sidecar), path_in_repo=sidecar, repo_id=repo_id, repo_type="dataset"
+            )
     except Exception as error:  # offline, auth and network errors all end the same way for the user
         offline = " (HF_HUB_OFFLINE is set: no network access)" if os.environ.get("HF_HUB_OFFLINE") in ("1", "true") else ""
         raise HubPushError(

@@ -203,7 +203,7 @@ def plan(layout: CsvLayout, subsample: int, on_error: str) -> tuple[dict[str, Sp
 def generate_examples(
     row_ranges: list[tuple[int, int]], layout: CsvLayout, split: str, video_split: tuple[tuple[str, str], ...], subsample: int
 ) -> Iterator[ImageRow]:
-    """Shard body for `conversion.write_split`: kept rows of `split` whose data-row index lies in `row_ranges`."""
+    """Shard body for `arrow_shards.write_split`: kept rows of `split` whose data-row index lies in `row_ranges`."""
     owner = dict(video_split)
     counts = SplitCounts(len(layout.label_names))
     for start, stop in row_ranges:
@@ -247,6 +247,8 @@ def prepare_csv(
     check_options(num_proc, subsample, on_error)
     layout = read_layout(csv_path, image_root, image_column, label_columns, split_column, video_column, frame_column)
     counts, video_split, total, unplaced = plan(layout, subsample, on_error)
+    if not counts:
+        raise DataFormatError(csv_path, None, "no data rows after the header")
     report = make_report(
         layout.label_names, counts, source="csv", csv_path=str(csv_path), image_root=layout.image_root,
         subsample=subsample, on_error=on_error, malformed_lines_without_split=unplaced,
