@@ -23,7 +23,7 @@ import json
 import multiprocessing
 import os
 from pathlib import Path
-from typing import Callable, Iterable, NamedTuple, Sequence
+from typing import Callable, Iterable, Iterator, NamedTuple, Sequence, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 
 BATCH_ROWS = 256  # rows per Arrow record batch: bounds a writer's memory to a few MB of image bytes
 MAX_SHARDS_PER_SPLIT = 64  # work units per split: enough for balance and progress, few enough files
+T, R = TypeVar("T"), TypeVar("R")
 # The Dataset attributes that `Dataset.save_to_disk` records in state.json (datasets 3.x to 5.x).
 SAVED_STATE_KEYS = ("_fingerprint", "_format_columns", "_format_kwargs", "_format_type", "_output_all_columns")
 
@@ -93,6 +94,15 @@ def shard_kwargs(gen_kwargs: dict, parts: int) -> list[dict]:
     return [{**gen_kwargs, key: items[bounds[i]:bounds[i + 1]]} for i in range(parts)]
 
 
+def parallel_map(function: Callable[[T], R], tasks: Sequence[T], num_proc: int) -> Iterator[R]:
+    """`function` over `tasks` in order, in `num_proc` worker processes when that helps (else in this one)."""
+    if num_proc > 1 and len(tasks) > 1:
+        with multiprocessing.Pool(min(num_proc, len(tasks))) as pool:
+            yield from pool.imap(function, tasks)
+    else:
+        yield from map(function, tasks)
+
+
 def write_shard(task: tuple[Callable[..., Iterable[ImageRow]], dict, str, Features]) -> int:
     """Stream one shard's rows into an Arrow file, `BATCH_ROWS` at a time; returns the rows written."""
     generator, gen_kwargs, path, features = task
@@ -126,15 +136,9 @@ def write_split(
     tasks = [(generator, shard, str(split_dir / f"part-{i:05d}.arrow"), info.features) for i, shard in enumerate(shards)]
     rows = []
     with tqdm(total=expected_rows, desc=f"writing {split}", unit="row") as progress:
-        if num_proc > 1 and len(tasks) > 1:
-            with multiprocessing.Pool(min(num_proc, len(tasks))) as pool:
-                for count in pool.imap(write_shard, tasks):
-                    rows.append(count)
-                    progress.update(count)
-        else:
-            for task in tasks:
-                rows.append(write_shard(task))
-                progress.update(rows[-1])
+        for count in parallel_map(write_shard, tasks, num_proc):
+            rows.append(count)
+            progress.update(count)
     # Empty shards are dropped, except one for an empty split (load_from_disk needs at least one file).
     kept = [task[2] for task, count in zip(tasks, rows) if count] or [tasks[0][2]]
     names = [f"data-{i:05d}-of-{len(kept):05d}.arrow" for i in range(len(kept))]

@@ -59,6 +59,10 @@ class DataFormatError(ValueError):
         where = f"{path}, line {line}" if line is not None else str(path)
         super().__init__(f"{where}: {problem}")
 
+    def __reduce__(self):
+        # Rebuilt from its three fields when a worker process sends it back to the parent.
+        return DataFormatError, (self.path, self.line, self.problem)
+
 
 class HubPushError(RuntimeError):
     """The local dataset is complete but uploading it failed (e.g. offline)."""
@@ -140,6 +144,15 @@ class SplitCounts:
             return False
         self.frames += 1
         return True
+
+    def merge(self, other: "SplitCounts") -> None:
+        """Add another part's counts (e.g. from a worker process) to these."""
+        self.add_pending()
+        other.add_pending()
+        for key in REPORT_COUNT_KEYS:
+            setattr(self, key, getattr(self, key) + getattr(other, key))
+        self.positives = [a + b for a, b in zip(self.positives, other.positives)]
+        self.annotated = [a + b for a, b in zip(self.annotated, other.annotated)]
 
     def malformed(self, error: DataFormatError, on_error: str) -> None:
         """Raise the error, or count the line as skipped under `on_error="skip"`."""

@@ -1,6 +1,7 @@
 """Shared converter machinery: label parsing, counting rules, atomic DatasetDict writing, names, report, push."""
 
 import json
+import pickle
 import re
 from pathlib import Path
 
@@ -51,6 +52,18 @@ def test_counting_rules_and_positive_rate():
         annotated = truth[:, column][truth[:, column] >= 0]
         assert report["positive_rate"][name] == pytest.approx(annotated.mean())
     assert SplitCounts(1).as_report(["AU9"])["positive_rate"] == {"AU9": None}
+
+
+def test_merged_counts_equal_counting_in_one_pass():
+    rng = np.random.default_rng(0)
+    rows = [([float(v) for v in rng.integers(-1, 2, size=3)], bool(rng.random() < 0.9), frame) for frame in range(1, 301)]
+    whole, first, second = SplitCounts(3), SplitCounts(3), SplitCounts(3)
+    for number, (labels, image, frame) in enumerate(rows):
+        whole.keeps(labels, image, frame, 3)
+        (first if number < 120 else second).keeps(labels, image, frame, 3)
+    first.merge(second)
+    assert first.as_report(NAMES) == whole.as_report(NAMES)
+    assert pickle.loads(pickle.dumps(DataFormatError("a.txt", 3, "bad"))).args == ("a.txt, line 3: bad",)
 
 
 def test_on_error_policy():
