@@ -156,14 +156,16 @@ def bench(preset: str, num_proc: int, workdir: Path) -> list[dict]:
             result = run_converter(images, annotations, root / "out", num_proc)
         finally:
             shutil.rmtree(root, ignore_errors=True)
-        results.append({"frames": frames, "image_px": side, "num_proc": num_proc, "tree_s": round(generated, 1), **result})
+        setting = {"frames": frames, "image_px": side, "num_proc": num_proc, "tree_s": round(generated, 1)}
+        results.append({**setting, **result})
         print(json.dumps(results[-1]), flush=True)
     return results
 
 
 def markdown(results: list[dict]) -> str:
     """Results as a markdown table."""
-    keys = ["frames", "image_px", "num_proc", "rows", "seconds", "rows_per_s", "peak_rss_mib", "peak_tree_rss_mib", "output_mib"]
+    keys = ["frames", "image_px", "num_proc", "rows", "seconds", "rows_per_s", "peak_rss_mib", "peak_tree_rss_mib",
+            "output_mib"]
     lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
     lines += ["| " + " | ".join(str(result[key]) for key in keys) + " |" for result in results]
     return "\n".join(lines)

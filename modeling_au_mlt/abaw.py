@@ -147,7 +147,7 @@ def video_rows(
 
 
 def generate_examples(jobs: list[VideoJob], label_names: tuple[str, ...], subsample: int) -> Iterator[ImageRow]:
-    """Shard body for `arrow_shards.write_split`: rows of `jobs` with image bytes (lines already validated by the plan)."""
+    """Shard body for `arrow_shards.write_split`: rows of `jobs` with image bytes (lines already checked)."""
     for job in jobs:
         counts = SplitCounts(len(label_names))
         for frame, labels, name in video_rows(job, label_names, subsample, "skip", counts):
@@ -160,7 +160,10 @@ def read_test_list(path: str | os.PathLike) -> list[tuple[int, str]]:
 
 
 def plan_jobs(
-    images_dir: str | os.PathLike, annotations_dir: str | os.PathLike, test_list: str | os.PathLike | None, on_error: str
+    images_dir: str | os.PathLike,
+    annotations_dir: str | os.PathLike,
+    test_list: str | os.PathLike | None,
+    on_error: str,
 ) -> tuple[dict[str, list[VideoJob]], dict[str, int]]:
     """Video jobs per split in a stable order, plus per split the videos skipped for being in two splits."""
     jobs: dict[str, list[VideoJob]] = {}
@@ -169,7 +172,8 @@ def plan_jobs(
 
     def add(split: str, video: str, source: str, line: int | None, label_path: str | None) -> None:
         if video in seen:
-            error = DataFormatError(source, line, f"video {video!r} is also in {seen[video]}; a video may be in one split only")
+            problem = f"video {video!r} is also in {seen[video]}; a video may be in one split only"
+            error = DataFormatError(source, line, problem)
             if on_error == "raise":
                 raise error
             skipped[split] = skipped.get(split, 0) + 1
@@ -185,7 +189,8 @@ def plan_jobs(
         jobs["test"] = []
         for line, video in read_test_list(test_list):
             if not (Path(images_dir) / video).is_dir():
-                raise DataFormatError(test_list, line, f"test video {video!r} has no image folder {Path(images_dir) / video}")
+                problem = f"test video {video!r} has no image folder {Path(images_dir) / video}"
+                raise DataFormatError(test_list, line, problem)
             add("test", video, str(test_list), line, None)
     return jobs, skipped
 
@@ -214,7 +219,9 @@ def count_split(
     jobs: list[VideoJob], label_names: Sequence[str], subsample: int, on_error: str, split: str, num_proc: int
 ) -> SplitCounts:
     """Counts of one split, checked `COUNT_CHUNK` videos at a time in parallel; the first error in video order wins."""
-    tasks = [(jobs[i:i + COUNT_CHUNK], tuple(label_names), subsample, on_error) for i in range(0, len(jobs), COUNT_CHUNK)]
+    tasks = [
+        (jobs[i:i + COUNT_CHUNK], tuple(label_names), subsample, on_error) for i in range(0, len(jobs), COUNT_CHUNK)
+    ]
     total = SplitCounts(len(label_names))
     with tqdm(total=len(jobs), desc=f"checking {split} labels", unit="video") as progress:
         for task, counts in zip(tasks, parallel_map(count_videos, tasks, num_proc)):
@@ -242,7 +249,8 @@ def prepare_abaw(
     jobs, skipped = plan_jobs(images_dir, annotations_dir, test_list, on_error)
     label_names = first_header(jobs)
     counts = {
-        split: count_split(split_jobs, label_names, subsample, on_error, split, num_proc) for split, split_jobs in jobs.items()
+        split: count_split(split_jobs, label_names, subsample, on_error, split, num_proc)
+        for split, split_jobs in jobs.items()
     }
     for split, number in skipped.items():
         counts[split].skipped_videos += number

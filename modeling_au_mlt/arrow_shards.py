@@ -62,7 +62,9 @@ class ImageRow(NamedTuple):
     frame: int
 
 
-def image_row(image_path: str | os.PathLike, relative_path: str, labels: Sequence[float], video_id: str, frame: int) -> ImageRow:
+def image_row(
+    image_path: str | os.PathLike, relative_path: str, labels: Sequence[float], video_id: str, frame: int
+) -> ImageRow:
     """Read one frame's image file into an output row."""
     with open(image_path, "rb") as handle:
         return ImageRow(handle.read(), relative_path, labels, video_id, frame)
@@ -133,7 +135,9 @@ def write_split(
     """
     split_dir.mkdir(parents=True)
     shards = shard_kwargs(gen_kwargs, MAX_SHARDS_PER_SPLIT)
-    tasks = [(generator, shard, str(split_dir / f"part-{i:05d}.arrow"), info.features) for i, shard in enumerate(shards)]
+    tasks = [
+        (generator, shard, str(split_dir / f"part-{i:05d}.arrow"), info.features) for i, shard in enumerate(shards)
+    ]
     rows = []
     with tqdm(total=expected_rows, desc=f"writing {split}", unit="row") as progress:
         for count in parallel_map(write_shard, tasks, num_proc):
@@ -165,4 +169,5 @@ def write_split_metadata(split_dir: Path, names: Sequence[str], info: DatasetInf
     state["_data_files"] = [{"filename": name} for name in names]
     (split_dir / config.DATASET_STATE_JSON_FILENAME).write_text(json.dumps(state, indent=2, sort_keys=True))
     saved_info = asdict(info)
-    (split_dir / config.DATASET_INFO_FILENAME).write_text(json.dumps({key: saved_info[key] for key in sorted(saved_info)}, indent=2))
+    sorted_info = {key: saved_info[key] for key in sorted(saved_info)}
+    (split_dir / config.DATASET_INFO_FILENAME).write_text(json.dumps(sorted_info, indent=2))

@@ -69,12 +69,18 @@ class HubPushError(RuntimeError):
 
 
 def parse_label_cells(
-    cells: Sequence[str], label_names: Sequence[str], path: str | os.PathLike, line: int, empty_is_unannotated: bool = False
+    cells: Sequence[str],
+    label_names: Sequence[str],
+    path: str | os.PathLike,
+    line: int,
+    empty_is_unannotated: bool = False,
 ) -> list[float]:
     """Label values of one line, in `label_names` order; raises `DataFormatError` naming the bad value."""
     if len(cells) != len(label_names):
         raise DataFormatError(
-            path, line, f"expected {len(label_names)} comma-separated values ({','.join(label_names)}), found {len(cells)}"
+            path,
+            line,
+            f"expected {len(label_names)} comma-separated values ({','.join(label_names)}), found {len(cells)}",
         )
     try:
         return [LABEL_VALUES[cell] for cell in cells]  # fast path: the release writes bare -1/0/1
@@ -170,7 +176,8 @@ class SplitCounts:
         """JSON-ready summary: counts plus the rate of 1s among annotated entries of kept rows."""
         self.add_pending()
         rates = {
-            name: (self.positives[i] / self.annotated[i] if self.annotated[i] else None) for i, name in enumerate(label_names)
+            name: (self.positives[i] / self.annotated[i] if self.annotated[i] else None)
+            for i, name in enumerate(label_names)
         }
         counts = {key: getattr(self, key) for key in REPORT_COUNT_KEYS}
         return {**counts, "positive_rate": rates}
@@ -239,7 +246,7 @@ def write_dataset_dict(
             expected = report["splits"][split]["frames"]
             written = write_split(generator, kwargs, info, num_proc, complete / split, split, expected)
             if written != expected:
-                raise RuntimeError(f"{split}: wrote {written} rows but counted {expected}; did the source change meanwhile?")
+                raise RuntimeError(f"{split}: wrote {written} rows but counted {expected}; did the source change?")
         (complete / config.DATASETDICT_JSON_FILENAME).write_text(json.dumps({"splits": list(split_gen_kwargs)}))
         (complete / LABEL_NAMES_FILE).write_text(json.dumps(list(label_names)) + "\n")
         (complete / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")
@@ -255,7 +262,7 @@ def check_replaceable(output_dir: Path) -> None:
         not output_dir.is_dir()
         or (any(output_dir.iterdir()) and not any((output_dir / marker).exists() for marker in _OUTPUT_MARKERS))
     ):
-        raise FileExistsError(f"{output_dir} exists and is not an earlier converter output; choose another --output_dir")
+        raise FileExistsError(f"{output_dir} exists and is not an earlier converter output; choose another output")
 
 
 def replace_dir(complete: Path, output_dir: Path) -> None:
@@ -297,12 +304,17 @@ def push_dataset_dict(output_dir: str | os.PathLike, repo_id: str) -> None:
         # The Hub copy keeps no info.description, so the names and the report travel as files beside it.
         for sidecar in (LABEL_NAMES_FILE, REPORT_FILE):
             HfApi().upload_file(
-                path_or_fileobj=str(Path(output_dir) / sidecar), path_in_repo=sidecar, repo_id=repo_id, repo_type="dataset"
+                path_or_fileobj=str(Path(output_dir) / sidecar),
+                path_in_repo=sidecar,
+                repo_id=repo_id,
+                repo_type="dataset",
             )
     except Exception as error:  # offline, auth and network errors all end the same way for the user
-        offline = " (HF_HUB_OFFLINE is set: no network access)" if os.environ.get("HF_HUB_OFFLINE") in ("1", "true") else ""
+        offline = os.environ.get("HF_HUB_OFFLINE") in ("1", "true")
+        reason = " (HF_HUB_OFFLINE is set: no network access)" if offline else ""
         raise HubPushError(
-            f"the dataset is complete at {output_dir}, but pushing it to {repo_id} failed{offline}: {str(error).rstrip('.')}. "
+            f"the dataset is complete at {output_dir}, but pushing it to {repo_id} failed{reason}: "
+            f"{str(error).rstrip('.')}. "
             f"Upload it later with: python -c \"from datasets import load_from_disk; "
             f"load_from_disk('{output_dir}').push_to_hub('{repo_id}')\""
         ) from error

@@ -94,7 +94,7 @@ def read_layout(
         raise DataFormatError(path, 1, "empty file; expected a header row")
     names = list(label_columns) if label_columns else [name for name in header if AU_COLUMN.match(name)]
     if not names:
-        raise DataFormatError(path, 1, f"no AU<number> label columns and none given; the header has {', '.join(header)}")
+        raise DataFormatError(path, 1, f"no AU<number> label columns and none given; header: {', '.join(header)}")
     return CsvLayout(
         path=path,
         image_root=str(image_root if image_root is not None else Path(path).parent),
@@ -134,7 +134,8 @@ def frame_number(layout: CsvLayout, cells: Sequence[str], image: str, index: int
 def parse_row(layout: CsvLayout, cells: Sequence[str], index: int, line: int) -> CsvRow:
     """One data row's fields, checked; raises `DataFormatError` naming the CSV line."""
     if len(cells) != layout.num_columns:
-        raise DataFormatError(layout.path, line, f"expected {layout.num_columns} cells as in the header, found {len(cells)}")
+        problem = f"expected {layout.num_columns} cells as in the header, found {len(cells)}"
+        raise DataFormatError(layout.path, line, problem)
     image = cells[layout.image_column].strip()
     if not image:
         raise DataFormatError(layout.path, line, "empty image path")
@@ -144,7 +145,11 @@ def parse_row(layout: CsvLayout, cells: Sequence[str], index: int, line: int) ->
     folder = os.path.dirname(image.replace("\\", "/"))
     video = cells[layout.video_column].strip() if layout.video_column is not None else folder or Path(layout.path).stem
     labels = parse_label_cells(
-        [cells[column] for column in layout.label_columns], layout.label_names, layout.path, line, empty_is_unannotated=True
+        [cells[column] for column in layout.label_columns],
+        layout.label_names,
+        layout.path,
+        line,
+        empty_is_unannotated=True,
     )
     return CsvRow(split, video, frame_number(layout, cells, image, index, line), labels, image)
 
@@ -183,7 +188,9 @@ def plan(layout: CsvLayout, subsample: int, on_error: str) -> tuple[dict[str, Sp
             row = parse_row(layout, cells, index, line)
             if video_split.setdefault(row.video, row.split) != row.split:
                 raise DataFormatError(
-                    layout.path, line, f"video {row.video!r} is in split {row.split!r} here but in {video_split[row.video]!r} before"
+                    layout.path,
+                    line,
+                    f"video {row.video!r} is in split {row.split!r} here but in {video_split[row.video]!r} before",
                 )
         except DataFormatError as error:
             if split_counts is not None:
@@ -201,7 +208,11 @@ def plan(layout: CsvLayout, subsample: int, on_error: str) -> tuple[dict[str, Sp
 
 
 def generate_examples(
-    row_ranges: list[tuple[int, int]], layout: CsvLayout, split: str, video_split: tuple[tuple[str, str], ...], subsample: int
+    row_ranges: list[tuple[int, int]],
+    layout: CsvLayout,
+    split: str,
+    video_split: tuple[tuple[str, str], ...],
+    subsample: int,
 ) -> Iterator[ImageRow]:
     """Shard body for `arrow_shards.write_split`: kept rows of `split` whose data-row index lies in `row_ranges`."""
     owner = dict(video_split)

@@ -15,9 +15,9 @@ from modeling_au_mlt.tabular import prepare_csv
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--csv", required=True, help="CSV with a header row, one row per frame")
-    parser.add_argument("--image_root", default=None, help="folder relative image paths start from (default: the CSV's)")
+    parser.add_argument("--image_root", default=None, help="base of relative image paths (default: CSV folder)")
     parser.add_argument("--image_column", default="image", help="column holding each frame's image path")
-    parser.add_argument("--label_columns", default=None, help="comma-separated AU columns (default: every AU<n> column)")
+    parser.add_argument("--label_columns", default=None, help="comma-separated AU columns (default: AU<n> columns)")
     parser.add_argument("--split_column", default=None, help="column naming each row's split (default: all train)")
     parser.add_argument("--video_column", default=None, help="column naming each row's video (default: image folder)")
     parser.add_argument("--frame_column", default=None, help="column with frame numbers (default: from the file name)")

@@ -4,12 +4,13 @@ Truth comes from the tree's own description (`VIDEOS` below): the expected rows 
 with plain comprehensions, and pixels are compared with the JPEG files as PIL decodes them.
 """
 
+import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_script
+from conftest import REPO_ROOT, run_script
 from datasets import load_from_disk
 from PIL import Image
 
@@ -260,11 +261,20 @@ def test_cli_converts_then_push_offline_fails_with_local_copy_complete(tree):
     assert rows_of(dataset["validation"]) == expected_rows("validation")
 
 
-def test_cli_reports_malformed_input(tree):
+def load_script(name: str):
+    """A script as a module, to call its main() in this process (no interpreter start-up)."""
+    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_cli_reports_malformed_input(tree, capsys):
     images, annotations, out = tree
     replace_line(annotations / "Validation_Set" / "vid3.txt", 3, "1,1")
-    failed = run_script("prepare_abaw.py", "--images_dir", images, "--annotations_dir", annotations,
-                        "--output_dir", out, check=False)
-    assert failed.returncode == 1
-    assert "vid3.txt, line 3: expected 12 comma-separated values" in failed.stderr
+    code = load_script("prepare_abaw").main(
+        ["--images_dir", str(images), "--annotations_dir", str(annotations), "--output_dir", str(out)]
+    )
+    assert code == 1
+    assert "vid3.txt, line 3: expected 12 comma-separated values" in capsys.readouterr().err
     assert_no_output(out)

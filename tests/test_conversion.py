@@ -45,7 +45,8 @@ def test_counting_rules_and_positive_rate():
             ([0, -1, 1], True, 5), ([1, 1, 1], True, 6)]
     kept = [labels for labels, image, frame in rows if counts.keeps([float(v) for v in labels], image, frame, 2)]
     assert kept == [[1, 1, 0], [0, -1, 1]]
-    assert (counts.dropped_unannotated, counts.dropped_missing_image, counts.subsampled_out, counts.frames) == (1, 1, 2, 2)
+    counted = (counts.dropped_unannotated, counts.dropped_missing_image, counts.subsampled_out, counts.frames)
+    assert counted == (1, 1, 2, 2)
     report = counts.as_report(NAMES)
     truth = np.array(kept, dtype=float)
     for column, name in enumerate(NAMES):
@@ -56,7 +57,9 @@ def test_counting_rules_and_positive_rate():
 
 def test_merged_counts_equal_counting_in_one_pass():
     rng = np.random.default_rng(0)
-    rows = [([float(v) for v in rng.integers(-1, 2, size=3)], bool(rng.random() < 0.9), frame) for frame in range(1, 301)]
+    rows = [
+        ([float(v) for v in rng.integers(-1, 2, size=3)], bool(rng.random() < 0.9), frame) for frame in range(1, 301)
+    ]
     whole, first, second = SplitCounts(3), SplitCounts(3), SplitCounts(3)
     for number, (labels, image, frame) in enumerate(rows):
         whole.keeps(labels, image, frame, 3)
@@ -123,7 +126,8 @@ def test_write_dataset_dict_embeds_bytes_keeps_names_and_allows_empty_splits(tmp
 
 
 def test_label_names_missing_or_inconsistent():
-    plain = Dataset.from_dict({"labels": [[0.0, 1.0]]}, features=Features({"labels": features_for(["A", "B"])["labels"]}))
+    labels_only = Features({"labels": features_for(["A", "B"])["labels"]})
+    plain = Dataset.from_dict({"labels": [[0.0, 1.0]]}, features=labels_only)
     with pytest.raises(ValueError, match="no AU label names"):
         label_names_of(DatasetDict({"train": plain}))
     plain.info.description = describe(NAMES)
@@ -138,7 +142,8 @@ def test_failed_generation_leaves_nothing_and_foreign_folders_are_kept(tmp_path)
 
     out = tmp_path / "out"
     with pytest.raises(Exception) as raised:
-        write_dataset_dict(out, {"train": {"shards": [1, 2]}}, broken, NAMES, make_report(NAMES, {"train": SplitCounts(3)}))
+        report = make_report(NAMES, {"train": SplitCounts(3)})
+        write_dataset_dict(out, {"train": {"shards": [1, 2]}}, broken, NAMES, report)
     assert "source vanished" in repr(raised.value) + repr(raised.value.__cause__)
     assert list(tmp_path.iterdir()) == []
 
@@ -162,4 +167,5 @@ def test_split_metadata_matches_what_save_to_disk_writes(tmp_path):
         ours = json.loads((out / "train" / name).read_text())
         theirs = json.loads((tmp_path / "theirs" / "train" / name).read_text())
         assert sorted(ours) == sorted(theirs)
-    assert json.loads((out / "dataset_dict.json").read_text()) == json.loads((tmp_path / "theirs" / "dataset_dict.json").read_text())
+    theirs = json.loads((tmp_path / "theirs" / "dataset_dict.json").read_text())
+    assert json.loads((out / "dataset_dict.json").read_text()) == theirs

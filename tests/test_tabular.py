@@ -67,11 +67,13 @@ def test_counts_labels_pixels(tmp_path):
     assert rows_of(dataset["validation"]) == expected_rows("validation")
     assert label_names_of(dataset) == ["AU1", "AU2", "AU4"]
     train = report["splits"]["train"]
-    assert (train["videos"], train["frames"], train["dropped_unannotated"], train["dropped_missing_image"]) == (2, 3, 1, 1)
+    counted = (train["videos"], train["frames"], train["dropped_unannotated"], train["dropped_missing_image"])
+    assert counted == (2, 3, 1, 1)
     assert train["positive_rate"] == {"AU1": 0.5, "AU2": pytest.approx(1 / 3), "AU4": 0.5}
     for row in dataset["train"]:
         path = next(tmp_path.joinpath("frames", row["video_id"]).glob(f"*{row['frame']:04d}.jpg"))
-        np.testing.assert_array_equal(np.asarray(row["image"].convert("RGB")), np.asarray(Image.open(path).convert("RGB")))
+        written = np.asarray(Image.open(path).convert("RGB"))
+        np.testing.assert_array_equal(np.asarray(row["image"].convert("RGB")), written)
 
 
 def test_parallel_gives_the_same_rows_in_the_same_order(tmp_path):
@@ -143,7 +145,8 @@ def test_header_only_csv_is_an_error(tmp_path):
 
 
 def test_skip_counts_malformed_rows(tmp_path):
-    csv_path = write_csv(tmp_path, extra_lines={2: "S001/T1/0001.jpg,train,9,0,1,S001", 8: "S001/T1/0009.jpg,validation,1,0,1,S001",
+    csv_path = write_csv(tmp_path, extra_lines={2: "S001/T1/0001.jpg,train,9,0,1,S001",
+                                                 8: "S001/T1/0009.jpg,validation,1,0,1,S001",
                                                  5: "S001/T1/0004.jpg,,1,1,1,S001"})
     report = prepare_csv(csv_path, tmp_path / "out", split_column="split", on_error="skip")
     assert report["splits"]["train"]["malformed_lines"] == 1
@@ -152,7 +155,8 @@ def test_skip_counts_malformed_rows(tmp_path):
     dataset = load_from_disk(str(tmp_path / "out"))
     assert rows_of(dataset["train"]) == {k: v for k, v in expected_rows("train").items() if k != ("S001/T1", 1)}
     # line 8 held S002/T1 frame 2; its replacement is skipped for naming a train video
-    assert rows_of(dataset["validation"]) == {k: v for k, v in expected_rows("validation").items() if k != ("S002/T1", 2)}
+    expected = {k: v for k, v in expected_rows("validation").items() if k != ("S002/T1", 2)}
+    assert rows_of(dataset["validation"]) == expected
 
 
 def test_cli(tmp_path):
