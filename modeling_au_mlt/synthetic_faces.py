@@ -19,12 +19,12 @@ of the full effect); an inactive AU (a = 0) draws nothing. What each AU draws at
 - AU7 lid tightener: upper lids drop and lower lids rise: the eye opening narrows to about 45 %.
 - AU10 upper lip raiser: the upper lip rises 3.5 px showing the upper teeth, nostrils widen and rise,
   nasolabial folds run from the nose wings to beside the mouth corners.
-- AU12 lip corner puller: the outer 65 % of the lips bend so the corners rise 6 px and move out 2 px;
+- AU12 lip corner puller: the outer 65 % of the lips bend so the corners rise 7 px and move out 2 px;
   a smile crease beside each corner.
-- AU15 lip corner depressor: the corners drop 5 px; a crease runs down from each corner.
+- AU15 lip corner depressor: the corners drop 6 px; a crease runs down from each corner.
 - AU23 lip tightener: the mouth narrows by 25 %, the lips thin by half, vertical lip wrinkles.
-- AU24 lip presser: the lips flatten to 30 % of their height (pressed into a line), dark seam, bulge
-  shadows above the upper and below the lower lip.
+- AU24 lip presser: the lips flatten to 30 % of their height and pale (pressed into a line), a thick dark
+  seam, bulge shadows above the upper and below the lower lip.
 - AU25 lips part: the lips part by 6 px showing the upper teeth.
 - AU26 jaw drop: the lower lip drops 8 px opening a dark mouth cavity, and the chin drops 5 px.
 
