@@ -62,8 +62,9 @@ def make_synthetic_abaw(output_dir, *, train_videos: int, val_videos: int, frame
     Raises `FileExistsError` if `output_dir` exists and is not empty, unless `overwrite`.
     """
     if min(train_videos, val_videos) < 0 or frames_per_video < 1 or image_size < 32 or num_proc < 1:
-        raise ValueError("expected train_videos, val_videos >= 0, frames_per_video >= 1, image_size >= 32, "
-                         f"num_proc >= 1; got {train_videos}, {val_videos}, {frames_per_video}, {image_size}, {num_proc}")
+        raise ValueError(
+            "expected train_videos, val_videos >= 0, frames_per_video >= 1, image_size >= 32, num_proc >= 1; "
+            f"got {train_videos}, {val_videos}, {frames_per_video}, {image_size}, {num_proc}")
     output = Path(output_dir).resolve()
     if output.exists() and any(output.iterdir()) and not overwrite:
         raise FileExistsError(f"{output}: exists and is not empty (pass overwrite=True / --overwrite to replace it)")
@@ -95,8 +96,8 @@ def video_plan(seed: int, train_videos: int, val_videos: int) -> list[tuple[str,
         made = 0
         while made < count:
             number, used = int(ids[used]), used + 1
-            style = rng.integers(3)
-            base = (f"{number}-30-{_RESOLUTIONS[rng.integers(len(_RESOLUTIONS))]}", f"video{number}", str(number))[style]
+            resolution = _RESOLUTIONS[rng.integers(len(_RESOLUTIONS))]
+            base = (f"{number}-30-{resolution}", f"video{number}", str(number))[rng.integers(3)]
             if count - made >= 2 and rng.random() < QUIRKS["pair"]:
                 plan += [(split, f"{base}_left"), (split, f"{base}_right")]
                 made += 2
@@ -131,7 +132,7 @@ def preview_figure(path, seed: int, identities: int = 3, image_size: int = CANON
     columns = ["neutral", *ABAW_AUS]
     figure, axes = plt.subplots(2 * identities, len(columns), figsize=(1.25 * len(columns), 2.6 * identities))
     for row in range(identities):
-        renderer = FaceRenderer(sample_identity(np.random.default_rng([seed, 1000 + row])), image_size)
+        renderer = FaceRenderer(_identity_with_hair_style(seed, row % 3), image_size)
         neutral, regions = renderer.canonical(np.zeros(len(ABAW_AUS))), au_regions(renderer.identity, image_size)
         for column, name in enumerate(columns):
             intensities = np.eye(len(ABAW_AUS))[column - 1] if column else np.zeros(len(ABAW_AUS))
@@ -152,6 +153,14 @@ def preview_figure(path, seed: int, identities: int = 3, image_size: int = CANON
     figure.savefig(temp, dpi=110)
     plt.close(figure)
     os.replace(temp, path)
+
+
+def _identity_with_hair_style(seed: int, style: int):
+    """The first identity of the preview's random stream that wears `style` (so the rows differ)."""
+    rng = np.random.default_rng([seed, 1000 + style])
+    while (identity := sample_identity(rng)).hair_style != style:
+        pass
+    return identity
 
 
 def _write_video(task: tuple) -> dict:
@@ -179,9 +188,9 @@ def _write_video(task: tuple) -> dict:
     label_file = Path(root) / "AU_Detection_Challenge" / split / f"{name}.txt"
     label_file.parent.mkdir(parents=True, exist_ok=True)
     label_file.write_bytes(text.encode())
+    regions = au_regions(renderer.identity, image_size)
     return {"split": split, "name": name, "rows": rows, "has_image": has_image[:n_frames], "extra": extra,
-            "regions": {k: [np.round(p, 2).tolist() for p in v] for k, v in au_regions(renderer.identity, image_size).items()},
-            "affines": affines}
+            "regions": {k: [np.round(p, 2).tolist() for p in v] for k, v in regions.items()}, "affines": affines}
 
 
 def _quirky_rows(rng: np.random.Generator, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -217,7 +226,8 @@ def _summary(results: list[dict], output: Path, seed: int, image_size: int, seco
             "dropped_unannotated": int(unannotated.sum()), "dropped_missing_image": int((~has_image).sum()),
             "unlabelled_images": int(sum(r["extra"] for r in mine)),
             "partially_unannotated_rows": int(((rows == -1).any(axis=1) & ~unannotated).sum()),
-            "positive_rate": {name: float((kept[:, k] == 1).sum() / max(annotated[k], 1)) for k, name in enumerate(ABAW_AUS)},
+            "positive_rate": {name: float((kept[:, k] == 1).sum() / max(annotated[k], 1))
+                              for k, name in enumerate(ABAW_AUS)},
         }
     images = sum(len(r["affines"]) for r in results)
     return {"output_dir": str(output), "seed": seed, "image_size": image_size, "splits": splits, "images": images,
@@ -226,7 +236,8 @@ def _summary(results: list[dict], output: Path, seed: int, image_size: int, seco
 
 def _regions_document(results: list[dict], image_size: int) -> dict:
     return {"format": "au-regions/1", "image_size": image_size, "aus": list(ABAW_AUS),
-            "videos": {r["name"]: {"split": r["split"], "regions": r["regions"], "affines": r["affines"]} for r in results}}
+            "videos": {r["name"]: {"split": r["split"], "regions": r["regions"], "affines": r["affines"]}
+                       for r in results}}
 
 
 def _write_json(path: Path, document: dict) -> None:

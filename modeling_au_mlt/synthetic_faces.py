@@ -42,7 +42,6 @@ from .synthetic_features import arc, draw_features
 
 CANONICAL_SIZE = 112
 MIN_STRENGTH = 0.3  # drawing strength of an AU at intensity -> 0+; strength is 1 at intensity 1
-_AU = {name: index for index, name in enumerate(ABAW_AUS)}
 _SHIFT = 4  # OpenCV fixed-point bits: coordinates are drawn with 1/16 px precision
 _HAIR = ((30, 25, 22), (60, 40, 28), (105, 70, 45), (190, 160, 105), (140, 70, 40), (150, 150, 150))
 _IRIS = ((90, 60, 35), (70, 110, 150), (80, 110, 70), (45, 30, 20))
@@ -230,7 +229,8 @@ class FaceRenderer:
         """
         t = np.arange(n_frames)[:, None]
         waves = np.sin(2 * np.pi * t / rng.uniform(40, 120, 4) + rng.uniform(0, 2 * np.pi, 4))  # (n_frames, 4)
-        pose = waves * rng.uniform(0, 1, 4) * (5.0, 0.04, 3.0, 3.0) + rng.normal(0, 1, (n_frames, 4)) * (0.3, 0.003, 0.2, 0.2)
+        jitter = rng.normal(0, 1, (n_frames, 4)) * (0.3, 0.003, 0.2, 0.2)
+        pose = waves * rng.uniform(0, 1, 4) * (5.0, 0.04, 3.0, 3.0) + jitter  # angle, scale - 1, dx, dy
         gain = rng.uniform(0.85, 1.15) + 0.03 * np.sin(2 * np.pi * t[:, 0] / rng.uniform(60, 200) + rng.uniform(0, 6.3))
         slope, light_dir = rng.uniform(-0.25, 0.25), rng.uniform(0, 2 * np.pi)
         noise, quality = rng.uniform(1.0, 4.0, n_frames), rng.integers(75, 96, n_frames)

@@ -60,8 +60,8 @@ def test_tree_has_the_release_layout_and_quirks(tree):
             assert c[key] == s[key], (split, key)
     both = counts["Train_Set"]["names"] + counts["Validation_Set"]["names"]
     assert len(set(both)) == len(both)  # no video in two splits
-    assert any(n.endswith("_left") for n in both) and all(
-        n.replace("_left", "_right") in counts[s]["names"] for s in counts for n in counts[s]["names"] if n.endswith("_left"))
+    lefts = [(s, n) for s in counts for n in counts[s]["names"] if n.endswith("_left")]
+    assert lefts and all(n.replace("_left", "_right") in counts[s]["names"] for s, n in lefts)
     total = {key: sum(counts[s][key] for s in counts) for key in counts["Train_Set"] if key != "names"}
     for quirk in ("dropped_unannotated", "dropped_missing_image", "unlabelled_images", "crlf", "trailing_blank"):
         assert total[quirk] > 0, f"seed 3 should exercise the quirk {quirk}"
@@ -71,12 +71,12 @@ def test_tree_has_the_release_layout_and_quirks(tree):
 
 def test_summary_rates_are_recomputed_from_files(tree):
     out, summary = tree
-    name = sorted((out / "AU_Detection_Challenge" / "Train_Set").glob("*.txt"))
-    rows = np.concatenate([
-        np.loadtxt(p, delimiter=",", skiprows=1, dtype=int, ndmin=2)[
-            [(out / "cropped_aligned" / p.stem / f"{k:05d}.jpg").exists()
-             for k in range(1, 1 + len(np.loadtxt(p, delimiter=",", skiprows=1, ndmin=2)))]]
-        for p in name])
+    kept = []
+    for path in sorted((out / "AU_Detection_Challenge" / "Train_Set").glob("*.txt")):
+        labels = np.loadtxt(path, delimiter=",", skiprows=1, dtype=int, ndmin=2)
+        has_image = [(out / "cropped_aligned" / path.stem / f"{k:05d}.jpg").exists() for k in range(1, len(labels) + 1)]
+        kept.append(labels[has_image])
+    rows = np.concatenate(kept)
     rows = rows[(rows != -1).any(axis=1)]
     for k, au in enumerate(ABAW_AUS):
         annotated = rows[:, k] != -1
@@ -150,9 +150,6 @@ def test_cli_writes_tree_and_preview(tmp_path):
     assert len(list((out / "AU_Detection_Challenge" / "Train_Set").glob("*.txt"))) == 2
     image = cv2.imread(str(preview))
     assert image is not None and image.shape[1] > 1000
-    failed = run_script("make_synthetic_abaw.py", "--output_dir", out, "--train_videos", 1, "--val_videos", 1,
-                        "--frames_per_video", 2, "--seed", 4, check=False)
-    assert failed.returncode != 0 and "exists and is not empty" in failed.stderr
 
 
 def test_tree_converts_cleanly_with_prepare_abaw(tree, tmp_path):
@@ -168,5 +165,6 @@ def test_tree_converts_cleanly_with_prepare_abaw(tree, tmp_path):
         for au, rate in summary["splits"][name]["positive_rate"].items():
             assert report[split]["positive_rate"][au] == pytest.approx(rate)
     row = converted["train"][0]
-    line = (out / "AU_Detection_Challenge" / "Train_Set" / f"{row['video_id']}.txt").read_text().splitlines()[row["frame"]]
+    label_file = out / "AU_Detection_Challenge" / "Train_Set" / f"{row['video_id']}.txt"
+    line = label_file.read_text().splitlines()[row["frame"]]
     assert row["labels"] == [float(v) for v in line.split(",")]
