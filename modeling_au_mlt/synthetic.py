@@ -140,7 +140,7 @@ def preview_figure(path, seed: int, identities: int = 3, image_size: int = CANON
             axes[2 * row, column].imshow(face)
             axes[2 * row + 1, column].imshow(np.abs(face.astype(int) - neutral).max(-1), cmap="magma", vmin=0, vmax=120)
             for polygon in regions.get(name, []):
-                axes[2 * row + 1, column].add_patch(plt.Polygon(polygon - 0.5, fill=False, color="cyan", lw=0.8))
+                axes[2 * row + 1, column].add_patch(plt.Polygon(polygon, fill=False, color="cyan", lw=0.8))
             if row == 0:
                 axes[0, column].set_title(name, fontsize=10)
     for axis in axes.flat:

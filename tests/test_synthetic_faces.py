@@ -1,5 +1,7 @@
 """Synthetic faces: each AU acts only inside its region and visibly so; rendering is deterministic."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -87,7 +89,7 @@ def test_occluders_are_rare_and_never_hide_a_region():
     occluded = [c for c in conditions if c.occluder is not None]
     assert 0.005 < len(occluded) / len(conditions) < 0.05
     for frame in occluded[:20]:
-        clean = renderer.render(np.zeros(len(ABAW_AUS)), FrameConditions(**{**frame.__dict__, "occluder": None}))
+        clean = renderer.render(np.zeros(len(ABAW_AUS)), dataclasses.replace(frame, occluder=None))
         covered = np.abs(renderer.render(np.zeros(len(ABAW_AUS)), frame).astype(int) - clean).sum(-1) > 0
         matrix = pose_matrix(renderer.identity, frame, 112)
         for name, polygons in au_regions(renderer.identity, 112).items():
