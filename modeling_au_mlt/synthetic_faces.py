@@ -22,7 +22,7 @@ of the full effect); an inactive AU (a = 0) draws nothing. What each AU draws at
 - AU12 lip corner puller: the outer 65 % of the lips bend so the corners rise 7 px and move out 2 px;
   a smile crease beside each corner.
 - AU15 lip corner depressor: the corners drop 6 px; a crease runs down from each corner.
-- AU23 lip tightener: the mouth narrows by 25 %, the lips thin by half, vertical lip wrinkles.
+- AU23 lip tightener: the mouth narrows by 30 %, the lips thin by half and darken, vertical lip wrinkles.
 - AU24 lip presser: the lips flatten to 30 % of their height and pale (pressed into a line), a thick dark
   seam, bulge shadows above the upper and below the lower lip.
 - AU25 lips part: the lips part by 6 px showing the upper teeth.
