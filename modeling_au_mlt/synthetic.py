@@ -25,11 +25,12 @@ in the same split), CRLF line endings (15 %) and a trailing blank line (15 %).
 
 For AU `k` of frame `t`, the region in the saved frame's pixels (x right, y down, pixel centres at
 integers) is the union of the polygons `[[a, b], [d, e]] @ p + [c, f]` for every canonical vertex `p`
-(`frame_regions` and `region_masks` do this). Outside it, switching that AU on changes no pixel.
+(`frame_regions` and `region_masks` do this). Outside it, switching that AU on (alone, from the neutral
+face) changes no pixel.
 
-Output is deterministic for a seed: every video draws from `numpy.random.default_rng([seed, index])`,
-independent of worker order, and JPEG encoding is deterministic. The tree is built in a temporary folder
-beside OUT and renamed into place at the end.
+Output is deterministic for a seed: the video plan draws from `numpy.random.default_rng([seed, 0])` and
+video i from `default_rng([seed, 1 + i])`, independent of worker order, and JPEG encoding is
+deterministic. The tree is built in a temporary folder beside OUT and renamed into place at the end.
 """
 
 import json
