@@ -110,8 +110,8 @@ class AuF1(evaluate.Metric):
             inputs_description=_KWARGS_DESCRIPTION,
             features=datasets.Features(
                 {
-                    "predictions": datasets.Sequence(datasets.Value("int8")),
-                    "references": datasets.Sequence(datasets.Value("int8")),
+                    "predictions": datasets.Sequence(datasets.Value("float32")),
+                    "references": datasets.Sequence(datasets.Value("float32")),
                 }
             ),
         )
