@@ -13,6 +13,7 @@ from .evaluation_plots import f1_bar_chart, pr_curves
 from .prediction import SplitPredictions
 
 DEFAULT_WINDOWS = tuple(range(5, 26, 2))
+SECTION_TITLES = {"threshold_0.5": "at 0.5", "model_config": "model cfg", "tuned": "tuned"}
 
 
 def _section(predictions: SplitPredictions, label_names, thresholds, window: int | None) -> dict:
@@ -70,7 +71,7 @@ def evaluation_report(
 def report_table(report: dict) -> str:
     """Per-AU table: positives, then F1 / precision / recall of every result section, and the mean."""
     sections = report["results"]
-    header = f"{'AU':<8}{'pos':>8}" + "".join(f"{name[:12] + ' F1':>17}{'P':>7}{'R':>7}" for name in sections)
+    header = f"{'AU':<8}{'pos':>8}" + "".join(f"{SECTION_TITLES[name] + ' F1':>17}{'P':>7}{'R':>7}" for name in sections)
     lines = [header, "-" * len(header)]
     for name in report["label_names"]:
         cells = "".join(
@@ -103,7 +104,7 @@ def write_report(report: dict, predictions: SplitPredictions, json_path: str | P
     sections = report["results"]
     names = report["label_names"]
     f1_bar_chart(names, sections["threshold_0.5"]["scores"], paths["f1_bar_chart"], sections.get("tuned", {}).get("scores"))
-    points = {name: section["scores"] for name, section in sections.items()}
+    points = {SECTION_TITLES[name]: section["scores"] for name, section in sections.items()}
     pr_curves(np.asarray(predictions.probabilities), predictions.labels, names, paths["pr_curves"], points)
     write_json(json_path, report | {"figures": {key: path.name for key, path in paths.items()}})
     return {"json": Path(json_path), **paths}
