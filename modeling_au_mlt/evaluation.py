@@ -5,6 +5,7 @@
 - `tune_thresholds`: one decision threshold per AU maximising that AU's F1 (grid over [0, 1]).
 - `smooth_probabilities` / `tune_smoothing_window`: centred moving average of probabilities over
   each video's frames, window chosen on validation (the authors' post-processing, `facts.md`).
+- `tune_post_processing`: both, as stored in the model config.
 - `au_scores`: per-AU precision/recall/F1 and their mean through the local `evaluate` module.
 Predictions are positive where probability >= threshold.
 """
@@ -17,7 +18,7 @@ import evaluate
 import numpy as np
 import torch
 
-from .metrics.au_f1.au_f1 import f1_from_counts, pooled_counts, scores_from_counts
+from .metrics.au_f1.au_f1 import check_references, f1_from_counts, pooled_counts, scores_from_counts
 
 DEFAULT_THRESHOLD = 0.5
 THRESHOLD_GRID = np.linspace(0.0, 1.0, 101)  # step 0.01; holds 0.5 exactly, so tuning never loses to it
@@ -51,13 +52,11 @@ def binarize(probs: np.ndarray, thresholds: Sequence[float] | None = None) -> np
     return (probs >= decision_thresholds(thresholds, probs.shape[-1])).astype(np.int8)
 
 
-def _as_numpy(values) -> np.ndarray:
-    """A tensor or array from the Trainer as a numpy array on the CPU."""
+def _first_tensor(values) -> torch.Tensor:
+    """The logits (or labels) the Trainer passes, as a float tensor on the CPU."""
     if isinstance(values, (tuple, list)):  # model outputs beyond the logits (hidden states) come as a tuple
         values = values[0]
-    if isinstance(values, torch.Tensor):
-        return values.detach().float().cpu().numpy()
-    return np.asarray(values)
+    return torch.as_tensor(values).detach().float().cpu()
 
 
 class AUF1Accumulator:
@@ -85,7 +84,7 @@ class AUF1Accumulator:
             raise ValueError(
                 f"probabilities {probs.shape} and labels {labels.shape} must both be (batch, {len(self.label_names)})"
             )
-        batch_counts = pooled_counts(binarize(probs, self.thresholds), labels.astype(np.int8))
+        batch_counts = pooled_counts(binarize(probs, self.thresholds), labels)
         self.counts = [total + batch for total, batch in zip(self.counts, batch_counts)]
         if self.keep_probabilities:
             self._probabilities.append(probs)
@@ -118,9 +117,8 @@ def make_compute_metrics(
     accumulator = AUF1Accumulator(label_names, thresholds)
 
     def compute_metrics(eval_prediction, compute_result: bool = True) -> dict[str, float]:
-        logits = _as_numpy(eval_prediction.predictions)
-        probs = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
-        accumulator.update(probs, _as_numpy(eval_prediction.label_ids))
+        probs = torch.sigmoid(_first_tensor(eval_prediction.predictions)).numpy()
+        accumulator.update(probs, _first_tensor(eval_prediction.label_ids).numpy())
         if not compute_result:
             return {}
         scores = accumulator.result()
@@ -145,6 +143,7 @@ def _best_thresholds(probs: np.ndarray, labels: np.ndarray, grid: np.ndarray) ->
     probs, labels = np.asarray(probs, dtype=np.float64), np.asarray(labels)
     if probs.shape != labels.shape or probs.ndim != 2:
         raise ValueError(f"probabilities {probs.shape} and labels {labels.shape} must both be (frames, AUs)")
+    check_references(labels)
     thresholds, best_f1 = [], np.zeros(probs.shape[1])
     for index in range(probs.shape[1]):
         f1 = f1_from_counts(*_counts_over_grid(probs[:, index], labels[:, index], grid))  # (G,)
@@ -195,9 +194,7 @@ def _mean_f1(probs: np.ndarray, labels: np.ndarray, thresholds: Sequence[float] 
     """Mean F1 at fixed `thresholds`, or at thresholds tuned on these probabilities when `None`."""
     if thresholds is None:
         return float(_best_thresholds(probs, labels, THRESHOLD_GRID)[1].mean())
-    return scores_from_counts(*pooled_counts(binarize(probs, thresholds), np.asarray(labels).astype(np.int8)))[
-        "mean_f1"
-    ]
+    return scores_from_counts(*pooled_counts(binarize(probs, thresholds), labels))["mean_f1"]
 
 
 def tune_smoothing_window(
@@ -222,6 +219,22 @@ def tune_smoothing_window(
     return best_window
 
 
+def tune_post_processing(
+    probs: np.ndarray,
+    labels: np.ndarray,
+    video_ids: Sequence[str] | None = None,
+    windows: Iterable[int] = range(5, 26, 2),
+    frames: Sequence[int] | None = None,
+) -> tuple[int | None, list[float]]:
+    """Smoothing window (None without `video_ids` or when smoothing does not help) and per-AU thresholds
+    tuned on the probabilities smoothed with it: the values to store as `config.smoothing_window` and
+    `config.thresholds`."""
+    window = None
+    if video_ids is not None:
+        window = tune_smoothing_window(probs, labels, video_ids, windows, frames=frames)
+    return window, tune_thresholds(smooth_probabilities(probs, video_ids, window, frames), labels)
+
+
 def au_scores(
     probs: np.ndarray, labels: np.ndarray, thresholds: Sequence[float] | None, label_names: Sequence[str]
 ) -> dict[str, float]:
@@ -229,6 +242,6 @@ def au_scores(
     against 1/0/-1 `labels` (N, L), computed by the `au_f1` evaluate module."""
     return _au_f1_metric().compute(
         predictions=binarize(probs, thresholds),
-        references=np.asarray(labels).astype(np.int8),
+        references=np.asarray(labels),
         label_names=list(label_names),
     )

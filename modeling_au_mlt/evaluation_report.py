@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from .atomic_io import write_json
-from .evaluation import au_scores, smooth_probabilities, tune_smoothing_window, tune_thresholds
+from .evaluation import au_scores, smooth_probabilities, tune_post_processing
 from .evaluation_plots import f1_bar_chart, pr_curves
 from .prediction import SplitPredictions
 
@@ -30,13 +30,10 @@ def _section(predictions: SplitPredictions, label_names, thresholds, window: int
 
 def _tuned_section(predictions: SplitPredictions, label_names, windows: Sequence[int]) -> dict:
     """Window (when the split has videos) and thresholds tuned on this split, and their scores."""
-    window = None
-    if predictions.video_ids is not None and windows:
-        window = tune_smoothing_window(
-            predictions.probabilities, predictions.labels, predictions.video_ids, windows, frames=predictions.frames
-        )
-    probs = smooth_probabilities(predictions.probabilities, predictions.video_ids, window, predictions.frames)
-    return _section(predictions, label_names, tune_thresholds(probs, predictions.labels), window)
+    window, thresholds = tune_post_processing(
+        predictions.probabilities, predictions.labels, predictions.video_ids, windows, predictions.frames
+    )
+    return _section(predictions, label_names, thresholds, window)
 
 
 def evaluation_report(

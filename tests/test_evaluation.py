@@ -14,6 +14,7 @@ from modeling_au_mlt.evaluation import (
     au_scores,
     make_compute_metrics,
     smooth_probabilities,
+    tune_post_processing,
     tune_smoothing_window,
     tune_thresholds,
 )
@@ -220,3 +221,23 @@ def test_window_is_chosen_when_smoothing_helps_and_none_otherwise():
     assert au_scores(smoothed, segments, None, NAMES[:2])["mean_f1"] > au_scores(noisy, segments, None, NAMES[:2])["mean_f1"]
     flicker = np.tile([[1.0], [0.0]], (300, 1))  # the AU changes every frame: averaging can only hurt
     assert tune_smoothing_window(flicker * 0.8 + 0.1, flicker, np.repeat(["v"], 600)) is None
+
+
+def test_soft_labels_are_rejected_not_truncated():
+    probs = np.array([[0.9], [0.2]])
+    soft = np.array([[0.9], [0.1]])  # e.g. label smoothing leaking into evaluation
+    with pytest.raises(ValueError, match="references: every entry must be 1, 0 or -1"):
+        tune_thresholds(probs, soft)
+    with pytest.raises(ValueError, match="references: every entry must be 1, 0 or -1"):
+        make_compute_metrics(["AU1"])(EvalPrediction(predictions=probs, label_ids=soft))
+
+
+def test_post_processing_tunes_thresholds_on_the_smoothed_probabilities():
+    rng = np.random.default_rng(9)
+    segments = np.repeat(rng.integers(0, 2, (20, 2)), 30, axis=0).astype(float)
+    video_ids = np.repeat(["a", "b", "c"], 200)
+    noisy = np.clip(0.4 * segments + 0.2 + rng.normal(0, 0.25, segments.shape), 0, 1)
+    window, thresholds = tune_post_processing(noisy, segments, video_ids)
+    assert window == tune_smoothing_window(noisy, segments, video_ids) and window is not None
+    assert thresholds == tune_thresholds(smooth_probabilities(noisy, video_ids, window), segments)
+    assert tune_post_processing(noisy, segments) == (None, tune_thresholds(noisy, segments))

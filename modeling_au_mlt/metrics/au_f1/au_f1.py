@@ -43,6 +43,12 @@ _CITATION = """
 """
 
 
+def check_references(references: np.ndarray) -> None:
+    """Raise `ValueError` unless every entry is 1, 0 or -1 (soft labels cannot be scored)."""
+    if not np.isin(references, (-1, 0, 1)).all():
+        raise ValueError("references: every entry must be 1, 0 or -1 (not annotated)")
+
+
 def pooled_counts(predictions: np.ndarray, references: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """TP, FP, FN per AU (each shape (L,)) of 0/1 `predictions` against 0/1/-1 `references` (N, L)."""
     predictions = np.asarray(predictions)
@@ -53,8 +59,7 @@ def pooled_counts(predictions: np.ndarray, references: np.ndarray) -> tuple[np.n
         )
     if not np.isin(predictions, (0, 1)).all():
         raise ValueError("predictions: every entry must be 0 or 1 (threshold the probabilities first)")
-    if not np.isin(references, (-1, 0, 1)).all():
-        raise ValueError("references: every entry must be 1, 0 or -1 (not annotated)")
+    check_references(references)
     annotated = references != -1  # (N, L)
     predicted = (predictions == 1) & annotated
     present = references == 1
