@@ -10,7 +10,7 @@
 Predictions are positive where probability >= threshold.
 """
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from pathlib import Path
 
@@ -104,28 +104,41 @@ class AUF1Accumulator:
         return np.concatenate(self._probabilities), np.concatenate(self._labels)
 
 
-def make_compute_metrics(
-    label_names: Sequence[str], thresholds: Sequence[float] | None = None
-) -> Callable[..., dict[str, float]]:
-    """A `compute_metrics` for `Trainer` giving `mean_f1` and `f1_<AU>` (logged as `eval_mean_f1`, ...).
+class AUComputeMetrics:
+    """`compute_metrics` for `Trainer` giving `mean_f1` and `f1_<AU>` (logged as `eval_mean_f1`, ...).
 
     With `batch_eval_metrics=True`, Trainer (5.x) calls it once per batch with that batch's logits and
     labels and `compute_result=True` on the last batch only: counts are pooled and the scores returned
     (and the counts reset for the next evaluation) at that last call. Without `batch_eval_metrics` the
-    single call with all logits defaults to `compute_result=True`.
+    single call with all logits defaults to `compute_result=True`. With `keep_probabilities`, the
+    probabilities and labels of the last completed evaluation stay in `last_probabilities` and
+    `last_labels` (for threshold tuning without a second pass over the split).
     """
-    accumulator = AUF1Accumulator(label_names, thresholds)
 
-    def compute_metrics(eval_prediction, compute_result: bool = True) -> dict[str, float]:
-        probs = torch.sigmoid(_first_tensor(eval_prediction.predictions)).numpy()
-        accumulator.update(probs, _first_tensor(eval_prediction.label_ids).numpy())
+    def __init__(
+        self, label_names: Sequence[str], thresholds: Sequence[float] | None = None, keep_probabilities: bool = False
+    ):
+        self.accumulator = AUF1Accumulator(label_names, thresholds, keep_probabilities)
+        self.last_probabilities: np.ndarray | None = None
+        self.last_labels: np.ndarray | None = None
+
+    def __call__(self, eval_prediction, compute_result: bool = True) -> dict[str, float]:
+        probs = torch.sigmoid(_first_tensor(eval_prediction.predictions)).numpy()  # (B, L)
+        self.accumulator.update(probs, _first_tensor(eval_prediction.label_ids).numpy())
         if not compute_result:
             return {}
-        scores = accumulator.result()
-        accumulator.reset()
+        scores = self.accumulator.result()
+        if self.accumulator.keep_probabilities:
+            self.last_probabilities, self.last_labels = self.accumulator.probabilities_and_labels()
+        self.accumulator.reset()
         return {key: value for key, value in scores.items() if key == "mean_f1" or key.startswith("f1_")}
 
-    return compute_metrics
+
+def make_compute_metrics(
+    label_names: Sequence[str], thresholds: Sequence[float] | None = None, keep_probabilities: bool = False
+) -> AUComputeMetrics:
+    """An `AUComputeMetrics` for `Trainer(compute_metrics=...)`, usable with `batch_eval_metrics=True`."""
+    return AUComputeMetrics(label_names, thresholds, keep_probabilities)
 
 
 def _counts_over_grid(probs: np.ndarray, labels: np.ndarray, grid: np.ndarray) -> tuple[np.ndarray, ...]:

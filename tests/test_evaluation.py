@@ -89,7 +89,7 @@ def test_batched_compute_metrics_equals_one_shot_and_resets():
     rng = np.random.default_rng(3)
     probs, labels = random_split(rng, 250)
     logits = torch.logit(torch.tensor(probs, dtype=torch.float64).clamp(1e-6, 1 - 1e-6)).float()
-    compute_metrics = make_compute_metrics(NAMES)
+    compute_metrics = make_compute_metrics(NAMES, keep_probabilities=True)
     one_shot = compute_metrics(EvalPrediction(predictions=logits.numpy(), label_ids=labels))
     for _ in range(2):  # a second evaluation must not carry counts over from the first
         starts = range(0, 250, 32)
@@ -101,6 +101,8 @@ def test_batched_compute_metrics_equals_one_shot_and_resets():
             batched = compute_metrics(batch, compute_result=start == starts[-1])
             assert batched == {} or start == starts[-1]
         assert batched == pytest.approx(one_shot)
+        np.testing.assert_allclose(compute_metrics.last_probabilities, torch.sigmoid(logits).numpy(), rtol=1e-6)
+        np.testing.assert_array_equal(compute_metrics.last_labels, labels)
     expected = sklearn_scores((torch.sigmoid(logits).numpy() >= 0.5).astype(int), labels)
     assert set(one_shot) == {"mean_f1"} | {f"f1_{name}" for name in NAMES}
     assert one_shot == pytest.approx({key: expected[key] for key in one_shot}, abs=1e-12)
