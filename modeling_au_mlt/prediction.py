@@ -27,7 +27,7 @@ def _column(dataset: Dataset, name: str, dtype) -> np.ndarray | None:
     """Column `name` as an array (no image decoding), or None when the split has no such column."""
     if name not in dataset.column_names:
         return None
-    return np.asarray(dataset.select_columns([name])[:][name], dtype=dtype)
+    return np.asarray(dataset.select_columns([name]).with_format("numpy")[:][name], dtype=dtype)
 
 
 @torch.inference_mode()
