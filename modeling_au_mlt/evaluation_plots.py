@@ -34,7 +34,8 @@ def f1_bar_chart(
     axes = figure.add_subplot()
     for offset, (name, scores) in enumerate(series.items()):
         heights = [scores[f"f1_{label}"] for label in label_names]
-        axes.bar(positions + (offset - (len(series) - 1) / 2) * width, heights, width, label=f"{name} (mean {scores['mean_f1']:.3f})")
+        shift = (offset - (len(series) - 1) / 2) * width
+        axes.bar(positions + shift, heights, width, label=f"{name} (mean {scores['mean_f1']:.3f})")
     axes.set_xticks(positions, list(label_names))
     axes.set_ylim(0.0, 1.0)
     axes.set_ylabel("F1")

@@ -34,7 +34,8 @@ def _checked_labels(labels: np.ndarray) -> np.ndarray:
     if bad.any():
         row, column = np.argwhere(bad)[0]
         raise ValueError(
-            f"labels: row {row}, AU index {column} holds {float(labels[row, column])!r}; expected 1, 0 or -1 (not annotated)"
+            f"labels: row {row}, AU index {column} holds {float(labels[row, column])!r}; "
+            "expected 1, 0 or -1 (not annotated)"
         )
     return labels
 
@@ -89,7 +90,9 @@ def _masked_bce(
     return (per_entry * mask).sum() / mask.sum().clamp(min=1)
 
 
-def _masked_soft_dice(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+def _masked_soft_dice(
+    logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor, weights: torch.Tensor
+) -> torch.Tensor:
     """Soft Dice per AU over the batch's annotated entries, weighted and averaged over AUs."""
     probabilities = torch.sigmoid(logits) * mask  # (B, L)
     targets = targets * mask  # (B, L)

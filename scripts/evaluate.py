@@ -27,12 +27,12 @@ from modeling_au_mlt.prediction import predict_split  # noqa: E402
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, help="saved model folder or Hub id (loaded with trust_remote_code)")
-    parser.add_argument("--dataset_dir", required=True, help="DatasetDict folder written by prepare_abaw.py / prepare_csv.py")
+    parser.add_argument("--dataset_dir", required=True, help="DatasetDict folder from prepare_abaw.py / prepare_csv.py")
     parser.add_argument("--split", default="validation", help="split to score (default: validation)")
     parser.add_argument("--tune_thresholds", action="store_true",
-                        help="also tune per-AU thresholds (and, for video splits, the smoothing window) on this split")
+                        help="also tune per-AU thresholds (and the smoothing window, for videos) on this split")
     parser.add_argument("--smoothing_windows", type=int, nargs="*", default=list(DEFAULT_WINDOWS),
-                        help="candidate moving-average windows for --tune_thresholds (default 5 7 ... 25; none: no smoothing)")
+                        help="moving-average windows tried by --tune_thresholds (default 5 7 ... 25; none: no smoothing)")
     parser.add_argument("--output_json", type=Path, default=None,
                         help="report path (default: eval_<split>.json in the current folder); PNGs go next to it")
     parser.add_argument("--batch_size", type=int, default=32, help="frames per forward pass (default: 32)")

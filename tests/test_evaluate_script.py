@@ -30,7 +30,12 @@ def tiny_split(rng: np.random.Generator, videos: int = 3, frames: int = 8) -> Da
     labels[rng.random(labels.shape) < 0.2] = -1
     images = [Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)) for _ in rows]
     features = Features(
-        {"image": ImageFeature(), "labels": List(Value("float32"), length=len(NAMES)), "video_id": Value("string"), "frame": Value("int32")}
+        {
+            "image": ImageFeature(),
+            "labels": List(Value("float32"), length=len(NAMES)),
+            "video_id": Value("string"),
+            "frame": Value("int32"),
+        }
     )
     return Dataset.from_dict(
         {
