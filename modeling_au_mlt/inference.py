@@ -10,6 +10,7 @@ where each AU looks (`attention_maps.py`) and, for videos, the AU probabilities 
 from __future__ import annotations
 
 import csv
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -118,7 +119,13 @@ class AUPredictor:
     @torch.inference_mode()
     def attention(self, pixel_values: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         """Probabilities `(faces, labels)` and last-layer AU attention maps `(faces, labels, g, g)`."""
-        output = self.model(pixel_values.to(self.device), output_attentions=True)
+        # SDPA returns no attention weights; the eager path does, and is only needed for these few frames.
+        fast = self.model.config._attn_implementation
+        self.model.set_attn_implementation("eager")
+        try:
+            output = self.model(pixel_values.to(self.device), output_attentions=True)
+        finally:
+            self.model.set_attn_implementation(fast)
         maps = patch_attention(output.cross_attentions, self.grid_size)
         return torch.sigmoid(output.logits).float().cpu().numpy(), maps
 
@@ -200,6 +207,7 @@ class Prediction:
         self.progress = progress
         self.seconds = {"decode+detect": 0.0, "model": 0.0, "attention": 0.0, "writing": 0.0}
         self.failed: list[str] = []
+        self.stats: dict[str, float] = {}
 
     def report(self, message: str) -> None:
         self.failed.append(message)
@@ -223,6 +231,24 @@ class Prediction:
 
     def run(self, inputs: Sequence[str | Path]) -> int:
         """Process every input, write its outputs, print a summary; number of failed inputs or frames."""
+        threads, cv2_threads = torch.get_num_threads(), cv2.getNumThreads()
+        if self.num_workers:
+            # The loader's worker takes a core for decoding and detection, single-threaded: the forked worker
+            # inherits this setting (changing it inside the worker deadlocks on OpenCV's copied thread pool).
+            cv2.setNumThreads(1)
+            if self.predictor.device.type == "cpu":
+                # A model thread competing with the worker for its core slows every matrix product down
+                # (threads wait on each other), so the model keeps the other cores.
+                cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+                torch.set_num_threads(max(1, cores - self.num_workers))
+        try:
+            return self.process(inputs)
+        finally:
+            torch.set_num_threads(threads)
+            cv2.setNumThreads(cv2_threads)
+
+    def process(self, inputs: Sequence[str | Path]) -> int:
+        """`run` with the threads set."""
         started = time.perf_counter()
         sources = self.open_sources(inputs)
         stream = FaceStream(sources, self.predictor.processor, self.predictor.image_size, self.detector)
@@ -299,13 +325,21 @@ class Prediction:
 
     def print_summary(self, results: list[InputResult], seconds: float) -> None:
         """Frames, faces, frames without a face, speed and time per stage, failures."""
-        frames = sum(result.frames_seen for result in results)
-        no_face = sum(1 for result in results for box in result.boxes if box is None)
-        faces = sum(1 for result in results for box in result.boxes if box is not None)
+        boxes = [box for result in results for box in result.boxes]
+        self.stats = {
+            "inputs": len(results),
+            "frames": sum(result.frames_seen for result in results),
+            "faces": sum(box is not None for box in boxes),
+            "frames_without_face": sum(box is None for box in boxes),
+            "seconds": seconds,
+            "model_threads": torch.get_num_threads(),
+            **{f"{stage}_seconds": value for stage, value in self.seconds.items()},
+        }
         stages = ", ".join(f"{stage} {value:.1f} s" for stage, value in self.seconds.items())
         print(
-            f"{len(results)} input(s) processed, {frames} frames, {faces} faces, {no_face} frames without a face; "
-            f"{seconds:.1f} s, {frames / max(seconds, 1e-9):.1f} frames/s ({stages}); "
-            f"{len(self.failed)} failure(s); outputs in {self.output_dir}",
+            f"{self.stats['inputs']} input(s) processed, {self.stats['frames']} frames, {self.stats['faces']} faces, "
+            f"{self.stats['frames_without_face']} frames without a face; {seconds:.1f} s, "
+            f"{self.stats['frames'] / max(seconds, 1e-9):.1f} frames/s end to end ({stages}; decode+detect runs "
+            f"in the loader's worker, beside the model); {len(self.failed)} failure(s); outputs in {self.output_dir}",
             file=sys.stderr,
         )
