@@ -19,7 +19,7 @@ import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from .media import atomic_output
+from .atomic_io import atomic_output
 
 PANEL_COLUMNS = 7
 PANEL_INCHES = 1.6

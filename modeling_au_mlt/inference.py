@@ -26,7 +26,9 @@ from transformers import AutoImageProcessor
 
 from .attention_maps import attention_figure, patch_attention, save_figure, timeline_figure
 from .faces import FaceBox, FaceDetector, IoUTracker, crop_face
-from .media import MediaError, MediaSource, atomic_output, open_media
+from .atomic_io import atomic_output
+from .evaluation import binarize, smooth_probabilities
+from .media import MediaError, MediaSource, open_media
 from .modeling_au_mlt import AUMLTModel
 
 DEFAULT_ATTENTION_EVERY = 125
@@ -90,6 +92,9 @@ class FaceStream(IterableDataset):
                     started = time.perf_counter()
             except MediaError as error:
                 yield FrameFaces(source_index, -1, None, [], empty, torch.zeros(0), 0.0, str(error))
+            except cv2.error as error:  # OpenCV failing on a decoded frame: that input stops, the others go on
+                message = f"{source.path}: OpenCV failed while reading or detecting faces: {error.msg or error}"
+                yield FrameFaces(source_index, -1, None, [], empty, torch.zeros(0), 0.0, message)
 
 
 def collate_frames(batch: list[FrameFaces]) -> list[FrameFaces]:
@@ -130,22 +135,6 @@ class AUPredictor:
         return torch.sigmoid(output.logits).float().cpu().numpy(), maps
 
 
-def smooth_probabilities(probs: np.ndarray, video_ids: np.ndarray, window: int) -> np.ndarray:
-    """Centred moving average of `probs` `(rows, labels)` over `window` rows of the same id (rows in time
-    order); near a sequence's ends the mean runs over the rows that exist."""
-    smoothed = probs.astype(np.float64, copy=True)
-    if window <= 1:
-        return smoothed
-    before, after = (window - 1) // 2, window // 2
-    for video in np.unique(video_ids):
-        rows = np.flatnonzero(video_ids == video)
-        sums = np.vstack([np.zeros((1, probs.shape[1])), np.cumsum(probs[rows], axis=0)])  # (n + 1, labels)
-        starts = np.clip(np.arange(len(rows)) - before, 0, len(rows))
-        stops = np.clip(np.arange(len(rows)) + after + 1, 0, len(rows))
-        smoothed[rows] = (sums[stops] - sums[starts]) / (stops - starts)[:, None]
-    return smoothed
-
-
 @dataclass
 class InputResult:
     """Rows of one input in time order, and what went wrong with it."""
@@ -181,12 +170,13 @@ def csv_header(label_names: Sequence[str]) -> list[str]:
 
 def csv_rows(result: InputResult, probabilities: np.ndarray, thresholds: np.ndarray) -> Iterator[list]:
     """CSV rows of `result` with its (smoothed) `probabilities` `(rows, labels)` thresholded."""
+    decisions = binarize(probabilities, thresholds)  # (rows, labels); rows without a face are not written
     for row, (frame, timestamp, face_id, box) in enumerate(zip(result.frames, result.timestamps, result.face_ids, result.boxes)):
         head = [frame, "" if timestamp is None else f"{timestamp:.3f}"]
         if box is None:
             yield head + ["", "", "", "", "", 0] + [""] * (2 * len(thresholds))
             continue
-        values = [v for p, t in zip(probabilities[row], thresholds) for v in (f"{p:.4f}", int(p >= t))]
+        values = [v for p, d in zip(probabilities[row], decisions[row]) for v in (f"{p:.4f}", d)]
         yield head + [face_id, box.x, box.y, box.w, box.h, 1] + values
 
 
@@ -307,10 +297,17 @@ class Prediction:
         started = time.perf_counter()
         if result.frames_seen == 0:
             return
+        if result.source.kind == "video" and result.frames_seen < result.source.num_frames:
+            # Containers' frame counts are estimates, so a shortfall is a warning, not a failure.
+            print(f"warning: {result.source.path}: decoded {result.frames_seen} of the {result.source.num_frames} "
+                  "frames its header announces (truncated or damaged video?)", file=sys.stderr)
         probabilities = np.array(result.probabilities, dtype=np.float64).reshape(len(result.frames), -1)
         face_ids = np.asarray(result.face_ids)
-        if result.source.kind == "video":
-            probabilities = smooth_probabilities(probabilities, face_ids, self.smooth)
+        faces = face_ids >= 0  # rows without a face hold NaN and stay out of the averages
+        if result.source.kind == "video" and faces.any():
+            probabilities[faces] = smooth_probabilities(
+                probabilities[faces], face_ids[faces], self.smooth, np.asarray(result.frames)[faces]
+            )
         with atomic_output(self.output_dir / f"{result.source.stem}.csv") as temporary:
             with open(temporary, "w", newline="") as handle:
                 writer = csv.writer(handle)

@@ -1,16 +1,13 @@
-"""Files of inference: image files, folders of images and videos read as RGB frames; atomic outputs.
+"""Inputs of inference: image files, folders of images and videos, read as RGB frames.
 
 `open_media(path)` checks the input at once (exists, supported, decodable, not empty) and raises
 `MediaError` naming the file and what was expected; iterating the returned `MediaSource` yields
 `Frame`s. Videos are decoded frame by frame with `cv2.VideoCapture`, with each frame's timestamp. A
 damaged image inside a folder becomes a `Frame` with `error` set, so the rest of the folder goes on.
-`atomic_output(path)` gives a temporary path that replaces `path` only once it is completely written.
 """
 
 from __future__ import annotations
 
-import os
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -151,16 +148,3 @@ def open_media(path: str | Path) -> MediaSource:
         f"({', '.join(IMAGE_EXTENSIONS)}), a video ({', '.join(VIDEO_EXTENSIONS)}) or a folder of images"
     )
 
-
-@contextmanager
-def atomic_output(path: str | Path) -> Iterator[Path]:
-    """A temporary path beside `path` to write to; it replaces `path` only if the block completes, so an
-    interrupted run never leaves a half-written file under the final name."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        yield temporary
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)

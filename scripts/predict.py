@@ -10,8 +10,13 @@ is 1 if any input (or frame of a folder) failed.
 
 import argparse
 import sys
+from pathlib import Path
 
-from modeling_au_mlt.inference import DEFAULT_ATTENTION_EVERY, AUPredictor, Prediction
+# scripts/evaluate.py shares its name with the `evaluate` library: drop this folder from the import path so
+# that `import evaluate` (inside modeling_au_mlt.evaluation) finds the library, not that script.
+sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != Path(__file__).resolve().parent]
+
+from modeling_au_mlt.inference import DEFAULT_ATTENTION_EVERY, AUPredictor, Prediction  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

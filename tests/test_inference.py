@@ -20,7 +20,7 @@ from transformers import AutoImageProcessor
 
 from modeling_au_mlt import ABAW_AUS
 from modeling_au_mlt.faces import FaceBox, crop_face
-from modeling_au_mlt.inference import AUPredictor, Prediction, csv_header, smooth_probabilities
+from modeling_au_mlt.inference import AUPredictor, Prediction, csv_header
 from modeling_au_mlt import AUMLTModel
 
 COLUMNS = ["frame", "timestamp", "face_id", "x", "y", "w", "h", "face_detected"] + [
@@ -120,14 +120,6 @@ def test_video_smoothing_is_a_centred_mean_per_face(video_rows):
         window = raw_probs[max(0, position - 2) : position + 3]  # this face's rows, gap skipped
         np.testing.assert_allclose(probabilities_of(smooth[i]), window.mean(axis=0), atol=2e-4)
     assert smooth[10]["face_detected"] == "0" and smooth[10]["AU1_prob"] == ""
-
-
-def test_smooth_probabilities_by_hand():
-    probs = np.array([[0.0], [1.0], [3.0], [10.0], [20.0]])
-    ids = np.array([0, 0, 1, 0, 1])
-    expected = [[0.5], [11 / 3], [11.5], [5.5], [11.5]]  # id 0: 0,1,10; id 1: 3,20; window 3, centred
-    np.testing.assert_allclose(smooth_probabilities(probs, ids, 3), expected)
-    np.testing.assert_array_equal(smooth_probabilities(probs, ids, 1), probs)
 
 
 def test_bad_inputs_are_counted_and_the_rest_processed(predictor, tmp_path, capsys):

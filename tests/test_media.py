@@ -6,7 +6,7 @@ import pytest
 from inference_helpers import write_video
 from PIL import Image
 
-from modeling_au_mlt.media import MediaError, atomic_output, open_media, read_image
+from modeling_au_mlt.media import MediaError, open_media, read_image
 
 
 def save_solid(path, rgb, size=(8, 6)):
@@ -77,15 +77,3 @@ def test_read_image_names_the_file(tmp_path):
     with pytest.raises(MediaError, match="cannot read"):
         read_image(tmp_path / "nothing.png")
 
-
-def test_atomic_output_replaces_only_when_complete(tmp_path):
-    target = tmp_path / "out" / "result.csv"
-    with atomic_output(target) as temporary:
-        temporary.write_text("complete")
-    assert target.read_text() == "complete"
-    with pytest.raises(RuntimeError):
-        with atomic_output(target) as temporary:
-            temporary.write_text("half")
-            raise RuntimeError("interrupted")
-    assert target.read_text() == "complete"
-    assert sorted(p.name for p in target.parent.iterdir()) == ["result.csv"]
