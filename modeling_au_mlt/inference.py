@@ -44,7 +44,7 @@ class FrameFaces:
     boxes: list[FaceBox]
     crops: np.ndarray  # (faces, S, S, 3) uint8
     pixel_values: torch.Tensor  # (faces, 3, S, S), normalised by the model's image processor
-    seconds: float  # decoding, detection and preprocessing of this frame
+    seconds: tuple[float, float]  # wall-clock and CPU seconds of decoding, detecting and preprocessing it
     error: str | None = None
 
 
@@ -62,7 +62,7 @@ class FaceStream(IterableDataset):
         self.detector = detector
         self.margin = margin
 
-    def frame_faces(self, source: int, frame, started: float) -> FrameFaces:
+    def frame_faces(self, source: int, frame, started: tuple[float, float]) -> FrameFaces:
         """Faces of one decoded frame, largest first."""
         height, width = frame.image.shape[:2]
         if self.detector is None:
@@ -77,24 +77,36 @@ class FaceStream(IterableDataset):
             if len(crops)
             else torch.zeros(0, 3, self.image_size, self.image_size)
         )
-        return FrameFaces(source, frame.index, frame.timestamp, boxes, crops, pixel_values, time.perf_counter() - started)
+        return FrameFaces(source, frame.index, frame.timestamp, boxes, crops, pixel_values, elapsed(started))
 
     def __iter__(self) -> Iterator[FrameFaces]:
         empty = np.zeros((0, self.image_size, self.image_size, 3), np.uint8)
         for source_index, source in enumerate(self.sources):
             try:
-                started = time.perf_counter()
+                started = clocks()
                 for frame in source:
                     if frame.error is not None:
-                        yield FrameFaces(source_index, frame.index, None, [], empty, torch.zeros(0), 0.0, frame.error)
+                        yield FrameFaces(source_index, frame.index, None, [], empty, torch.zeros(0), (0.0, 0.0), frame.error)
                     else:
                         yield self.frame_faces(source_index, frame, started)
-                    started = time.perf_counter()
+                    started = clocks()
             except MediaError as error:
-                yield FrameFaces(source_index, -1, None, [], empty, torch.zeros(0), 0.0, str(error))
+                yield FrameFaces(source_index, -1, None, [], empty, torch.zeros(0), (0.0, 0.0), str(error))
             except cv2.error as error:  # OpenCV failing on a decoded frame: that input stops, the others go on
                 message = f"{source.path}: OpenCV failed while reading or detecting faces: {error.msg or error}"
-                yield FrameFaces(source_index, -1, None, [], empty, torch.zeros(0), 0.0, message)
+                yield FrameFaces(source_index, -1, None, [], empty, torch.zeros(0), (0.0, 0.0), message)
+
+
+def clocks() -> tuple[float, float]:
+    """Wall-clock time and this thread's CPU time (the CPU time is the cost of a stage even when other
+    processes compete for the cores; with one model thread, torch runs its operators in this thread)."""
+    return time.perf_counter(), time.thread_time()
+
+
+def elapsed(started: tuple[float, float]) -> tuple[float, float]:
+    """Wall-clock and CPU seconds since `clocks()` returned `started`."""
+    now = clocks()
+    return now[0] - started[0], now[1] - started[1]
 
 
 def collate_frames(batch: list[FrameFaces]) -> list[FrameFaces]:
@@ -195,9 +207,12 @@ class Prediction:
         self.smooth = (predictor.smoothing_window or 1) if smooth is None else smooth
         self.num_workers = num_workers
         self.progress = progress
-        self.seconds = {"decode+detect": 0.0, "model": 0.0, "attention": 0.0, "writing": 0.0}
+        self.seconds = {stage: (0.0, 0.0) for stage in ("decode+detect", "model", "attention", "writing")}  # (wall, CPU)
         self.failed: list[str] = []
         self.stats: dict[str, float] = {}
+
+    def add_time(self, stage: str, seconds: tuple[float, float]) -> None:
+        self.seconds[stage] = tuple(total + value for total, value in zip(self.seconds[stage], seconds))
 
     def report(self, message: str) -> None:
         self.failed.append(message)
@@ -261,13 +276,14 @@ class Prediction:
 
     def predict_batch(self, batch: list[FrameFaces], results: list[InputResult], trackers: list) -> None:
         """Run the model on every face of `batch` and record the rows (and attention figures)."""
-        self.seconds["decode+detect"] += sum(frame.seconds for frame in batch)
+        for frame in batch:
+            self.add_time("decode+detect", frame.seconds)
         faces = [frame for frame in batch if frame.error is None and frame.boxes]
         probabilities = np.zeros((0, len(self.predictor.label_names)))
         if faces:
-            started = time.perf_counter()
+            started = clocks()
             probabilities = self.predictor.probabilities(torch.cat([frame.pixel_values for frame in faces]))
-            self.seconds["model"] += time.perf_counter() - started
+            self.add_time("model", elapsed(started))
         offsets = np.cumsum([0] + [len(frame.boxes) for frame in faces])
         by_frame = {id(frame): probabilities[start:stop] for frame, start, stop in zip(faces, offsets, offsets[1:])}
         for frame in batch:
@@ -284,17 +300,17 @@ class Prediction:
 
     def draw_attention(self, source: MediaSource, frame: FrameFaces) -> None:
         """`<stem>_attention.png` for an image, `<stem>_attention_<frame>.png` for a video or folder."""
-        started = time.perf_counter()
+        started = clocks()
         probabilities, maps = self.predictor.attention(frame.pixel_values)
         name = f"{source.stem}_attention.png" if source.kind == "image" else f"{source.stem}_attention_{frame.index:06d}.png"
         title = source.path.name if source.kind == "image" else f"{source.path.name} frame {frame.index}"
         figure = attention_figure(frame.crops, maps, probabilities, self.predictor.label_names, self.predictor.thresholds, title)
         save_figure(figure, self.output_dir / name)
-        self.seconds["attention"] += time.perf_counter() - started
+        self.add_time("attention", elapsed(started))
 
     def finish(self, result: InputResult) -> None:
         """Smooth (videos), threshold and write `<stem>.csv`, and the timeline figure of a video."""
-        started = time.perf_counter()
+        started = clocks()
         if result.frames_seen == 0:
             return
         if result.source.kind == "video" and result.frames_seen < result.source.num_frames:
@@ -318,7 +334,7 @@ class Prediction:
             figure = timeline_figure(np.asarray(result.frames), timestamps, face_ids, probabilities, self.predictor.label_names,
                                      self.predictor.thresholds, title=result.source.path.name)
             save_figure(figure, self.output_dir / f"{result.source.stem}_timeline.png")
-        self.seconds["writing"] += time.perf_counter() - started
+        self.add_time("writing", elapsed(started))
 
     def print_summary(self, results: list[InputResult], seconds: float) -> None:
         """Frames, faces, frames without a face, speed and time per stage, failures."""
@@ -330,9 +346,10 @@ class Prediction:
             "frames_without_face": sum(box is None for box in boxes),
             "seconds": seconds,
             "model_threads": torch.get_num_threads(),
-            **{f"{stage}_seconds": value for stage, value in self.seconds.items()},
+            **{f"{stage}_seconds": wall for stage, (wall, _) in self.seconds.items()},
+            **{f"{stage}_cpu_seconds": cpu for stage, (_, cpu) in self.seconds.items()},
         }
-        stages = ", ".join(f"{stage} {value:.1f} s" for stage, value in self.seconds.items())
+        stages = ", ".join(f"{stage} {wall:.1f} s" for stage, (wall, _) in self.seconds.items())
         print(
             f"{self.stats['inputs']} input(s) processed, {self.stats['frames']} frames, {self.stats['faces']} faces, "
             f"{self.stats['frames_without_face']} frames without a face; {seconds:.1f} s, "
