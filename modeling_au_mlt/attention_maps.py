@@ -75,7 +75,7 @@ def attention_figure(
         maps: `(faces, labels, g, g)` from `patch_attention`.
         probabilities: `(faces, labels)`; panel titles show them, in red where the AU is decided present.
         label_names, thresholds: per label, in output order.
-        title: figure title (input name and frame).
+        title: what the figure shows (input name and frame), put before the caption.
 
     Returns:
         A figure with exactly `faces * (1 + labels)` axes.
@@ -98,8 +98,8 @@ def attention_figure(
                 f"{name} {probability:.2f}", fontsize=8, color="red" if probability >= thresholds[label] else "black"
             )
             axis.set_axis_off()
-    if title:
-        figure.suptitle(title, fontsize=9)
+    caption = "attention of each AU's token over the face (scaled per panel); red: AU present"
+    figure.suptitle(f"{title}: {caption}" if title else caption, fontsize=9)
     figure.tight_layout()
     return figure
 
