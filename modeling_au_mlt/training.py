@@ -19,11 +19,10 @@ from pathlib import Path
 import numpy as np
 from datasets import DatasetDict, load_dataset, load_from_disk
 
-from .configuration_au_mlt import ABAW_AUS, AUMLTConfig
+from . import ABAW_AUS, AUMLTConfig, AUMLTModel
 from .conversion import label_names_of
 from .evaluation import au_scores, make_compute_metrics, smooth_probabilities, tune_smoothing_window, tune_thresholds
 from .hub import image_processor_for, save_for_hub
-from .modeling_au_mlt import AUMLTModel
 from .model_card import render_model_card, results_table, training_summary
 from .publish import push_model_folder
 from .trainer import AUMLTTrainer, loss_weight_report, training_labels
@@ -45,14 +44,18 @@ EVAL_RESULTS_FILE = "eval_results.json"
 SYNTHETIC_SOURCES = ("synthetic*.py", "abaw.py", "conversion.py")  # code whose change invalidates the cache
 
 
-def write_json_atomic(path: Path, content: dict) -> None:
-    """Write `content` as JSON through a temporary file renamed into place."""
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write `text` through a temporary file renamed into place."""
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     with os.fdopen(handle, "w") as file:
-        json.dump(content, file, indent=2)
-        file.write("\n")
+        file.write(text)
     os.chmod(temporary, 0o644)  # mkstemp creates owner-only files
     os.replace(temporary, path)
+
+
+def write_json_atomic(path: Path, content: dict) -> None:
+    """Write `content` as indented JSON, atomically."""
+    write_text_atomic(path, json.dumps(content, indent=2) + "\n")
 
 
 def synthetic_cache_key(data_args: DataArguments) -> str:
@@ -254,16 +257,15 @@ def eval_results_content(results: dict, label_names: list[str], dataset: str, sp
 
 
 def write_hub_folder(trainer: AUMLTTrainer, output_dir: Path, card: str, eval_results: dict) -> None:
-    """Model files, `eval_results.json` and `README.md` (last, so a complete card means a complete folder)."""
-    output_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".hub-staging-", dir=output_dir) as staging:
-        staging = Path(staging)
-        save_for_hub(trainer.model, staging)
-        write_json_atomic(staging / EVAL_RESULTS_FILE, eval_results)
-        (staging / "README.md").write_text(card)
-        names = sorted(path.name for path in staging.iterdir() if path.name not in (EVAL_RESULTS_FILE, "README.md"))
-        for name in [*names, EVAL_RESULTS_FILE, "README.md"]:
-            os.replace(staging / name, output_dir / name)
+    """Model folder (`save_for_hub`, atomic), then `eval_results.json` and `README.md`, then the trainer state.
+
+    An earlier run's card and results are removed first: a folder with a card is always a finished one.
+    """
+    for name in ("README.md", EVAL_RESULTS_FILE):
+        (output_dir / name).unlink(missing_ok=True)
+    save_for_hub(trainer.model, output_dir)
+    write_json_atomic(output_dir / EVAL_RESULTS_FILE, eval_results)
+    write_text_atomic(output_dir / "README.md", card)
     trainer.save_state()
 
 

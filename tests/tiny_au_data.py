@@ -4,6 +4,7 @@ Each AU owns one quadrant of a 32 px image: a bright square there means the AU i
 entries are -1 (not annotated). Rows carry `video_id` and `frame` like converted ABAW data.
 """
 
+import model_fixtures
 import numpy as np
 from datasets import Dataset, DatasetDict
 from PIL import Image
@@ -23,15 +24,15 @@ def face_image(labels: np.ndarray, rng: np.random.Generator, size: int = 32) -> 
     return Image.fromarray(pixels)
 
 
-def tiny_split(num_videos: int, frames: int, seed: int, split: str) -> Dataset:
-    """`num_videos` x `frames` rows with labels drawn at random and about 5 % of entries set to -1."""
+def tiny_split(num_videos: int, frames: int, seed: int, split: str, unannotated: float = 0.05) -> Dataset:
+    """`num_videos` x `frames` rows with random labels, a fraction `unannotated` of entries set to -1."""
     rng = np.random.default_rng(seed)
     rows = {"image": [], "labels": [], "video_id": [], "frame": []}
     for video in range(num_videos):
         for frame in range(1, frames + 1):
             labels = (rng.random(len(AU_NAMES)) < 0.4).astype(np.float32)
             rows["image"].append(face_image(labels, rng))
-            labels[rng.random(len(AU_NAMES)) < 0.05] = -1.0
+            labels[rng.random(len(AU_NAMES)) < unannotated] = -1.0
             rows["labels"].append(labels.tolist())
             rows["video_id"].append(f"{split}{video}")
             rows["frame"].append(frame)
@@ -46,6 +47,11 @@ def write_tiny_dataset(path, train_videos: int = 4, val_videos: int = 2, frames:
         {"train": tiny_split(train_videos, frames, 0, "train"), "validation": tiny_split(val_videos, frames, 1, "validation")}
     ).save_to_disk(str(path))
     return str(path)
+
+
+def tiny_config(**decoder):
+    """The shared tiny AU-MLT (`model_fixtures`) with one decoder layer over `AU_NAMES`."""
+    return model_fixtures.tiny_config(decoder_layers=1, id2label=dict(enumerate(AU_NAMES)), **decoder)
 
 
 TINY_MODEL_ARGS = [
