@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 from datasets import DatasetDict, load_dataset, load_from_disk
+from transformers import set_seed
 
 from . import ABAW_AUS, AUMLTConfig, AUMLTModel
 from .conversion import label_names_of
@@ -178,6 +179,11 @@ def build_model(model_args: ModelArguments, label_names: list[str], image_size: 
     vision["patch_size"] = model_args.patch_size
     if model_args.vision_num_hidden_layers is not None:
         vision["num_hidden_layers"] = model_args.vision_num_hidden_layers
+    if model_args.vision_hidden_size is not None:
+        if model_args.vision_hidden_size % 64:
+            raise ValueError(f"--vision_hidden_size {model_args.vision_hidden_size}: expected a multiple of 64")
+        width = model_args.vision_hidden_size
+        vision.update(hidden_size=width, num_attention_heads=width // 64, intermediate_size=4 * width)
     return AUMLTModel(AUMLTConfig(vision_config=vision, **decoder))
 
 
@@ -283,6 +289,7 @@ def run(model_args: ModelArguments, data_args: DataArguments, training_args) -> 
     push, training_args.push_to_hub = training_args.push_to_hub, False  # Trainer would contact the Hub when built
     if push and not training_args.hub_model_id:
         raise ValueError("--push_to_hub needs --hub_model_id (e.g. your-org/au-mlt)")
+    set_seed(training_args.seed)  # the random initialisation must be reproducible too
     splits = load_splits(data_args, training_args)
     label_names = dataset_label_names(splits["train"], data_args)
     model = build_model(model_args, label_names, data_args.image_size)

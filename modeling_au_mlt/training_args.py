@@ -60,6 +60,10 @@ class ModelArguments:
     vision_num_hidden_layers: int | None = field(
         default=None, metadata={"help": "Override the preset's number of encoder layers."}
     )
+    vision_hidden_size: int | None = field(
+        default=None,
+        metadata={"help": "Override the preset's encoder width (a multiple of 64: heads = width / 64, MLP = 4 x width)."},
+    )
     patch_size: int = field(default=16, metadata={"help": "Encoder patch size for a preset encoder (pixels)."})
     decoder_hidden_size: int | None = field(
         default=None, metadata={"help": "Width of the label tokens; default: the encoder width."}
