@@ -1,0 +1,343 @@
+"""AU-MLT: multi-label transformer for facial Action Unit detection.
+
+Tallec, Yvinec, Dapogny, Bailly, "Multi-label classification with Transformers for Action Unit
+Detection" (ABAW3, 2022). Equations referenced below are the paper's:
+
+- `AUMLTAttention`: multi-head attention, eqs. 1-3, with the binary mask of eq. 2.
+- `AUMLTMLP`: the MLP block, eq. 4.
+- `AUMLTDecoderLayer`: token self-attention (eq. 5), token-to-patch cross-attention (eq. 6) and the MLP
+  block (eq. 7), each with a residual connection and a post-LayerNorm.
+- `AUMLTModel`: a ViT encoder gives the image tokens X, learned label tokens T(0) go through `N_l`
+  decoder layers, and a sigmoid head maps each token to one logit (eq. 8). The loss is eq. 10's BCE,
+  averaged over annotated entries.
+
+This file is shipped next to the weights as remote code: it imports only torch, transformers and
+`.configuration_au_mlt`.
+"""
+
+import inspect
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import PreTrainedModel, ViTModel
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.utils import ModelOutput
+
+from .configuration_au_mlt import AUMLTConfig
+
+IGNORE_LABEL = -1
+
+
+@dataclass
+class AUMLTOutput(ModelOutput):
+    r"""Outputs of [`AUMLTModel`].
+
+    Args:
+        loss (`torch.FloatTensor` of shape `()`, *optional*):
+            BCE-with-logits (eq. 10) averaged over the annotated entries of `labels` (those not equal to -1).
+        logits (`torch.FloatTensor` of shape `(batch_size, num_labels)`):
+            One logit per label; `sigmoid(logits)` are the probabilities of eq. 8.
+        label_hidden_states (`torch.FloatTensor` of shape `(batch_size, num_labels, decoder_hidden_size)`):
+            The label tokens T(N_l) after the last decoder layer.
+        encoder_last_hidden_state (`torch.FloatTensor` of shape `(batch_size, num_tokens, hidden_size)`):
+            The image tokens X (ViT CLS token first, then the patches in row-major order).
+        encoder_hidden_states (`tuple(torch.FloatTensor)`, *optional*):
+            With `output_hidden_states=True`: the ViT embeddings and each ViT layer's output,
+            each `(batch_size, num_tokens, hidden_size)`.
+        encoder_attentions (`tuple(torch.FloatTensor)`, *optional*):
+            With `output_attentions=True` and an eager encoder: each ViT layer's attention weights,
+            `(batch_size, encoder_heads, num_tokens, num_tokens)`.
+        decoder_hidden_states (`tuple(torch.FloatTensor)`, *optional*):
+            With `output_hidden_states=True`: T(0) and each decoder layer's output,
+            each `(batch_size, num_labels, decoder_hidden_size)`.
+        decoder_attentions (`tuple(torch.FloatTensor)`, *optional*):
+            With `output_attentions=True` and `label_self_attention`: each decoder layer's token
+            self-attention weights, `(batch_size, decoder_heads, num_labels, num_labels)`.
+        cross_attentions (`tuple(torch.FloatTensor)`, *optional*):
+            With `output_attentions=True`: each decoder layer's token-to-image attention weights,
+            `(batch_size, decoder_heads, num_labels, num_tokens)`; where each AU looks.
+    """
+
+    loss: torch.FloatTensor | None = None
+    logits: torch.FloatTensor | None = None
+    label_hidden_states: torch.FloatTensor | None = None
+    encoder_last_hidden_state: torch.FloatTensor | None = None
+    encoder_hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    encoder_attentions: tuple[torch.FloatTensor, ...] | None = None
+    decoder_hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    decoder_attentions: tuple[torch.FloatTensor, ...] | None = None
+    cross_attentions: tuple[torch.FloatTensor, ...] | None = None
+
+
+class AUMLTAttention(nn.Module):
+    """Multi-head attention of eqs. 1-3; `attention_mask` is the complement of eq. 2's Delta.
+
+    `attention_mask` is boolean, broadcastable to `(batch, heads, queries, keys)`, True where a query may
+    attend to a key (Delta = 0). SDPA computes the result unless the weights are wanted.
+    """
+
+    def __init__(self, config: AUMLTConfig):
+        super().__init__()
+        self.config = config
+        self.num_heads = config.decoder_attention_heads
+        self.head_dim = config.hidden_size // self.num_heads
+        self.dropout = config.decoder_attention_dropout
+        self.q_proj = nn.Linear(config.hidden_size, config.hidden_size)
+        self.k_proj = nn.Linear(config.hidden_size, config.hidden_size)
+        self.v_proj = nn.Linear(config.hidden_size, config.hidden_size)
+        self.o_proj = nn.Linear(config.hidden_size, config.hidden_size)
+
+    def split_heads(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        batch_size, length, _ = hidden_states.shape
+        # (batch, length, hidden) -> (batch, heads, length, head_dim)
+        return hidden_states.view(batch_size, length, self.num_heads, self.head_dim).transpose(1, 2)
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        key_value_states: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        output_attentions: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        batch_size, num_queries, _ = hidden_states.shape
+        query = self.split_heads(self.q_proj(hidden_states))  # (batch, heads, labels, head_dim)
+        key = self.split_heads(self.k_proj(key_value_states))  # (batch, heads, keys, head_dim)
+        value = self.split_heads(self.v_proj(key_value_states))
+        dropout = self.dropout if self.training else 0.0
+        # SDPA cannot return the weights, so the eager path also serves requests for them.
+        if output_attentions or self.config._attn_implementation == "eager":
+            scores = query @ key.transpose(-1, -2) / math.sqrt(self.head_dim)  # (batch, heads, labels, keys)
+            if attention_mask is not None:
+                scores = scores.masked_fill(~attention_mask, torch.finfo(scores.dtype).min)
+            weights = scores.softmax(dim=-1)
+            context = F.dropout(weights, p=dropout, training=self.training) @ value
+        else:
+            weights = None
+            context = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask, dropout_p=dropout)
+        context = context.transpose(1, 2).reshape(batch_size, num_queries, -1)  # (batch, labels, hidden)
+        return self.o_proj(context), weights if output_attentions else None
+
+
+class AUMLTMLP(nn.Module):
+    """MLP block of eq. 4: D(GELU(Q W_g)) W_l, then dropout (applied by the layer's residual)."""
+
+    def __init__(self, config: AUMLTConfig):
+        super().__init__()
+        self.fc1 = nn.Linear(config.hidden_size, config.ffn_dim)
+        self.fc2 = nn.Linear(config.ffn_dim, config.hidden_size)
+        self.dropout = nn.Dropout(config.decoder_dropout)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.dropout(F.gelu(self.fc1(hidden_states))))
+
+
+class AUMLTDecoderLayer(GradientCheckpointingLayer):
+    """One decoder layer: eqs. 5 (optional), 6 and 7, each `LN[x + D(block(x))]` (post-norm as in the paper)."""
+
+    def __init__(self, config: AUMLTConfig):
+        super().__init__()
+        eps = config.decoder_layer_norm_eps
+        self.self_attn = AUMLTAttention(config) if config.label_self_attention else None
+        self.self_attn_layer_norm = nn.LayerNorm(config.hidden_size, eps=eps) if config.label_self_attention else None
+        self.cross_attn = AUMLTAttention(config)
+        self.cross_attn_layer_norm = nn.LayerNorm(config.hidden_size, eps=eps)
+        self.mlp = AUMLTMLP(config)
+        self.final_layer_norm = nn.LayerNorm(config.hidden_size, eps=eps)
+        self.dropout = nn.Dropout(config.decoder_dropout)
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        image_states: torch.Tensor,
+        self_attention_mask: torch.Tensor | None = None,
+        cross_attention_mask: torch.Tensor | None = None,
+        output_attentions: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        self_weights = None
+        if self.self_attn is not None:
+            residual = hidden_states
+            hidden_states, self_weights = self.self_attn(hidden_states, hidden_states, self_attention_mask, output_attentions)
+            hidden_states = self.self_attn_layer_norm(residual + self.dropout(hidden_states))  # eq. 5
+
+        residual = hidden_states
+        hidden_states, cross_weights = self.cross_attn(hidden_states, image_states, cross_attention_mask, output_attentions)
+        hidden_states = self.cross_attn_layer_norm(residual + self.dropout(hidden_states))  # eq. 6
+
+        residual = hidden_states
+        hidden_states = self.final_layer_norm(residual + self.dropout(self.mlp(hidden_states)))  # eq. 7
+        return hidden_states, self_weights, cross_weights
+
+
+class AUMLTHead(nn.Module):
+    """Eq. 8's W_p: one `d -> 1` map shared by all label tokens, or one per label (`head_type="per_label"`)."""
+
+    def __init__(self, config: AUMLTConfig):
+        super().__init__()
+        num_maps = 1 if config.head_type == "shared" else config.num_labels
+        self.weight = nn.Parameter(torch.empty(num_maps, config.hidden_size))
+        self.bias = nn.Parameter(torch.zeros(num_maps))
+
+    def forward(self, label_states: torch.Tensor) -> torch.Tensor:
+        # (batch, labels, hidden) * (1 or labels, hidden) -> (batch, labels)
+        return (label_states * self.weight).sum(dim=-1) + self.bias
+
+
+class AUMLTPreTrainedModel(PreTrainedModel):
+    config_class = AUMLTConfig
+    config: AUMLTConfig
+    base_model_prefix = "au_mlt"
+    main_input_name = "pixel_values"
+    input_modalities = ("image",)
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["ViTEmbeddings", "ViTLayer", "AUMLTDecoderLayer"]
+    _supports_sdpa = True
+
+    @classmethod
+    def _can_set_attn_implementation(cls) -> bool:
+        # transformers guesses this from the source; the decoder reads `config._attn_implementation` at every
+        # call, so `set_attn_implementation("eager")` is always safe.
+        return True
+
+    def _init_weights(self, module: nn.Module) -> None:
+        """Initialise AU-MLT's own modules; transformers dispatches the ViT encoder to its own `_init_weights`."""
+        std = self.config.initializer_range
+        if isinstance(module, nn.Linear):
+            nn.init.trunc_normal_(module.weight, std=std)
+            nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.LayerNorm):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+        elif isinstance(module, AUMLTHead):
+            nn.init.trunc_normal_(module.weight, std=std)
+            nn.init.zeros_(module.bias)
+        elif isinstance(module, AUMLTModel):
+            nn.init.trunc_normal_(module.label_embeddings, std=std)
+
+
+class AUMLTModel(AUMLTPreTrainedModel):
+    """ViT encoder, learned label tokens, `decoder_layers` decoder layers and a sigmoid head (eqs. 5-10)."""
+
+    def __init__(self, config: AUMLTConfig):
+        super().__init__(config)
+        self.encoder = ViTModel(config.vision_config, add_pooling_layer=False)
+        encoder_size = config.vision_config.hidden_size
+        # The paper's X has the decoder's width; a narrower decoder needs the encoder tokens projected.
+        self.input_projection = (
+            nn.Linear(encoder_size, config.hidden_size) if config.hidden_size != encoder_size else nn.Identity()
+        )
+        # T(0) = I_L W_t: one learned embedding per label.
+        self.label_embeddings = nn.Parameter(torch.empty(config.num_labels, config.hidden_size))
+        self.layers = nn.ModuleList([AUMLTDecoderLayer(config) for _ in range(config.decoder_layers)])
+        self.head = AUMLTHead(config)
+        self.gradient_checkpointing = False
+        self.post_init()
+
+    @classmethod
+    def from_encoder_pretrained(cls, encoder_name_or_path: str, **config_kwargs) -> "AUMLTModel":
+        """Build AU-MLT around a pretrained ViT (Hub id or local folder); the decoder starts fresh."""
+        encoder = ViTModel.from_pretrained(encoder_name_or_path, add_pooling_layer=False)
+        model = cls(AUMLTConfig(vision_config=encoder.config.to_dict(), **config_kwargs))
+        missing, unexpected = model.encoder.load_state_dict(encoder.state_dict(), strict=True)
+        if missing or unexpected:
+            raise ValueError(f"{encoder_name_or_path}: encoder weights do not match (missing {missing}, unexpected {unexpected})")
+        return model
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """Save with the weight names of `state_dict()` so a plain `load_state_dict` restores every weight.
+
+        transformers 5.x writes legacy ViT names by default (issue #48805); Trainer's resume and
+        `load_best_model_at_end` then silently miss the encoder.
+        """
+        if "save_original_format" in inspect.signature(PreTrainedModel.save_pretrained).parameters:
+            kwargs.setdefault("save_original_format", False)
+        if self._auto_class is not None:
+            # Only one auto class is recorded per class; the pipeline needs the image-classification one too.
+            class_reference = f"{type(self).__module__.split('.')[-1]}.{type(self).__name__}"
+            self.config.auto_map = {**(getattr(self.config, "auto_map", None) or {}), "AutoModelForImageClassification": class_reference}
+        return super().save_pretrained(save_directory, *args, **kwargs)
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        self_attention_mask: torch.Tensor | None = None,
+        cross_attention_mask: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        interpolate_pos_encoding: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> AUMLTOutput | tuple:
+        r"""
+        Args:
+            pixel_values (`torch.FloatTensor` of shape `(batch_size, channels, height, width)`):
+                Face images normalised by the image processor.
+            labels (`torch.FloatTensor` of shape `(batch_size, num_labels)`, *optional*):
+                1 present, 0 absent, -1 not annotated (ignored by the loss).
+            self_attention_mask (`torch.BoolTensor` broadcastable to `(batch_size, num_labels, num_labels)`, *optional*):
+                True where label i may attend to label j (eq. 2's Delta = 0).
+            cross_attention_mask (`torch.BoolTensor` broadcastable to `(batch_size, num_labels, num_tokens)`, *optional*):
+                True where label i may attend to image token j.
+        """
+        output_attentions = self.config.output_attentions if output_attentions is None else output_attentions
+        output_hidden_states = self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
+        return_dict = self.config.return_dict if return_dict is None else return_dict
+
+        encoder_outputs = self.encoder(
+            pixel_values,
+            interpolate_pos_encoding=interpolate_pos_encoding,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+        )
+        image_states = self.input_projection(encoder_outputs.last_hidden_state)  # (batch, tokens, hidden)
+        self_attention_mask = self.expand_mask(self_attention_mask)
+        cross_attention_mask = self.expand_mask(cross_attention_mask)
+
+        hidden_states = self.label_embeddings.expand(pixel_values.shape[0], -1, -1)  # (batch, labels, hidden)
+        all_hidden_states = (hidden_states,) if output_hidden_states else None
+        self_weights, cross_weights = [], []
+        for layer in self.layers:
+            hidden_states, layer_self_weights, layer_cross_weights = layer(
+                hidden_states, image_states, self_attention_mask, cross_attention_mask, output_attentions
+            )
+            self_weights.append(layer_self_weights)
+            cross_weights.append(layer_cross_weights)
+            if output_hidden_states:
+                all_hidden_states += (hidden_states,)
+
+        logits = self.head(hidden_states)  # (batch, labels)
+        loss = self.masked_bce(logits, labels) if labels is not None else None
+        output = AUMLTOutput(
+            loss=loss,
+            logits=logits,
+            label_hidden_states=hidden_states,
+            encoder_last_hidden_state=encoder_outputs.last_hidden_state,
+            encoder_hidden_states=encoder_outputs.hidden_states,
+            encoder_attentions=encoder_outputs.attentions or None,
+            decoder_hidden_states=all_hidden_states,
+            decoder_attentions=tuple(self_weights) if output_attentions and self.config.label_self_attention else None,
+            cross_attentions=tuple(cross_weights) if output_attentions else None,
+        )
+        return output if return_dict else output.to_tuple()
+
+    @staticmethod
+    def expand_mask(mask: torch.Tensor | None) -> torch.Tensor | None:
+        """Boolean (batch or 1, queries, keys) mask -> (batch or 1, 1, queries, keys), shared by all heads."""
+        if mask is None:
+            return None
+        mask = mask.bool()
+        return mask.unsqueeze(-3) if mask.dim() == 3 else mask
+
+    @staticmethod
+    def masked_bce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Eq. 10's BCE averaged over annotated entries; -1 entries contribute nothing."""
+        labels = labels.to(logits.dtype)
+        annotated = labels != IGNORE_LABEL
+        losses = F.binary_cross_entropy_with_logits(logits, labels.clamp(min=0), reduction="none")
+        return (losses * annotated).sum() / annotated.sum().clamp(min=1)
+
+
+__all__ = ["AUMLTModel", "AUMLTOutput", "AUMLTPreTrainedModel"]

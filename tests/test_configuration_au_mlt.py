@@ -1,0 +1,58 @@
+import pytest
+from transformers import ViTConfig
+
+from modeling_au_mlt import ABAW_AUS, AUMLTConfig
+from model_fixtures import TINY_VISION, tiny_config
+
+
+def test_defaults_are_the_abaw_label_set_and_multi_label():
+    config = AUMLTConfig()
+    assert config.label_names == list(ABAW_AUS)
+    assert config.label2id["AU26"] == 11
+    assert config.problem_type == "multi_label_classification"
+    assert isinstance(config.vision_config, ViTConfig)
+    assert (config.decoder_layers, config.decoder_attention_heads) == (2, 8)
+    assert config.label_self_attention and config.head_type == "shared"
+    assert config.decision_thresholds() == [0.5] * 12
+
+
+def test_vision_config_accepts_dict_instance_and_none():
+    from_dict = AUMLTConfig(vision_config=TINY_VISION)
+    from_instance = AUMLTConfig(vision_config=ViTConfig(**TINY_VISION))
+    assert from_dict.vision_config.hidden_size == from_instance.vision_config.hidden_size == 32
+    assert AUMLTConfig(vision_config=None).vision_config.hidden_size == ViTConfig().hidden_size
+
+
+def test_decoder_width_and_ffn_derive_from_encoder_unless_given():
+    assert tiny_config().hidden_size == 32 and tiny_config().ffn_dim == 128
+    config = tiny_config(decoder_hidden_size=48, decoder_ffn_dim=96)
+    assert (config.hidden_size, config.ffn_dim) == (48, 96)
+
+
+def test_custom_label_set_round_trips(tmp_path):
+    config = tiny_config(id2label={0: "AU1", 1: "AU9", 2: "AU17"}, thresholds=[0.3, 0.5, 0.7], smoothing_window=9)
+    config.save_pretrained(tmp_path)
+    loaded = AUMLTConfig.from_pretrained(tmp_path)
+    assert loaded.label_names == ["AU1", "AU9", "AU17"]
+    assert loaded.label2id == {"AU1": 0, "AU9": 1, "AU17": 2}
+    assert loaded.thresholds == [0.3, 0.5, 0.7] and loaded.smoothing_window == 9
+    assert loaded.vision_config.patch_size == 8
+
+
+@pytest.mark.parametrize(
+    "overrides, field",
+    [
+        ({"decoder_attention_heads": 5}, "decoder_attention_heads"),
+        ({"decoder_hidden_size": 30, "decoder_attention_heads": 4}, "decoder_attention_heads"),
+        ({"thresholds": [0.5] * 3}, "thresholds"),
+        ({"thresholds": [1.5] * 12}, "thresholds"),
+        ({"id2label": {}}, "id2label"),
+        ({"head_type": "mlp"}, "head_type"),
+        ({"decoder_layers": 0}, "decoder_layers"),
+        ({"decoder_dropout": 1.0}, "decoder_dropout"),
+        ({"smoothing_window": 0}, "smoothing_window"),
+    ],
+)
+def test_invalid_values_raise_naming_the_field(overrides, field):
+    with pytest.raises(ValueError, match=field):
+        tiny_config(**overrides)

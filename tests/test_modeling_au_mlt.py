@@ -1,0 +1,174 @@
+import math
+
+import pytest
+import torch
+from transformers import ViTConfig, ViTModel
+
+from modeling_au_mlt import AUMLTModel, AUMLTOutput
+from model_fixtures import NUM_TOKENS, TINY_VISION, random_pixels, tiny_config
+
+
+def eval_model(**overrides) -> AUMLTModel:
+    torch.manual_seed(0)
+    return AUMLTModel(tiny_config(**overrides)).eval()
+
+
+@pytest.mark.parametrize("labels", [["AU1"], ["AU1", "AU2", "AU4", "AU6", "AU7", "AU10", "AU12", "AU15", "AU23", "AU24", "AU25", "AU26"], [f"AU{i}" for i in range(1, 28)]])
+@pytest.mark.parametrize("decoder_hidden_size", [None, 24])
+def test_output_shapes_for_label_sets(labels, decoder_hidden_size):
+    model = eval_model(id2label=dict(enumerate(labels)), decoder_hidden_size=decoder_hidden_size)
+    out = model(random_pixels(3), output_attentions=True, output_hidden_states=True)
+    width = decoder_hidden_size or 32
+    assert isinstance(out, AUMLTOutput)
+    assert out.logits.shape == (3, len(labels))
+    assert out.label_hidden_states.shape == (3, len(labels), width)
+    assert out.encoder_last_hidden_state.shape == (3, NUM_TOKENS, 32)
+    assert len(out.cross_attentions) == 2 and out.cross_attentions[-1].shape == (3, 4, len(labels), NUM_TOKENS)
+    assert len(out.decoder_attentions) == 2 and out.decoder_attentions[0].shape == (3, 4, len(labels), len(labels))
+    assert len(out.decoder_hidden_states) == 3 and len(out.encoder_hidden_states) == 3
+    assert out.loss is None
+
+
+def test_attention_outputs_absent_unless_requested():
+    out = eval_model()(random_pixels(2))
+    assert out.cross_attentions is None and out.decoder_attentions is None and out.decoder_hidden_states is None
+
+
+def test_cross_attention_rows_are_distributions():
+    out = eval_model()(random_pixels(2), output_attentions=True)
+    for weights in out.cross_attentions + out.decoder_attentions:
+        assert (weights >= 0).all()
+        torch.testing.assert_close(weights.sum(-1), torch.ones(weights.shape[:-1]))
+
+
+def test_batched_equals_one_by_one():
+    model = eval_model()
+    pixels = random_pixels(4)
+    batched = model(pixels).logits
+    single = torch.cat([model(pixels[i : i + 1]).logits for i in range(4)])
+    torch.testing.assert_close(batched, single, atol=1e-5, rtol=1e-5)
+
+
+def test_loss_ignores_unannotated_entries_like_a_hand_computation():
+    model = eval_model(id2label={0: "AU1", 1: "AU2", 2: "AU4"})
+    labels = torch.tensor([[1.0, -1.0, 0.0], [-1.0, -1.0, 1.0]])
+    out = model(random_pixels(2), labels=labels)
+    terms = []
+    for row, label_row in zip(out.logits.tolist(), labels.tolist()):
+        for logit, label in zip(row, label_row):
+            if label != -1:
+                p = 1 / (1 + math.exp(-logit))
+                terms.append(-(label * math.log(p) + (1 - label) * math.log(1 - p)))
+    assert out.loss.item() == pytest.approx(sum(terms) / len(terms), rel=1e-5)
+    # Changing an ignored entry's logit target changes nothing.
+    other = model(random_pixels(2), labels=labels.where(labels != -1, torch.zeros_like(labels)))
+    assert other.loss.item() != pytest.approx(out.loss.item())
+
+
+def test_every_parameter_receives_a_finite_gradient():
+    torch.manual_seed(0)
+    model = AUMLTModel(tiny_config(decoder_hidden_size=24)).train()
+    labels = torch.randint(0, 2, (3, 12)).float()
+    model(random_pixels(3), labels=labels).loss.backward()
+    for name, parameter in model.named_parameters():
+        assert parameter.grad is not None, name
+        assert torch.isfinite(parameter.grad).all(), name
+        assert parameter.grad.abs().sum() > 0, name
+
+
+def test_gradient_checkpointing_gives_the_same_gradients():
+    labels = torch.randint(0, 2, (2, 12), generator=torch.Generator().manual_seed(1)).float()
+    grads = []
+    for checkpointing in (False, True):
+        model = eval_model()
+        if checkpointing:
+            model.gradient_checkpointing_enable()
+        model.train()
+        model(random_pixels(2), labels=labels).loss.backward()
+        grads.append(model.label_embeddings.grad.clone())
+    assert all(layer.gradient_checkpointing for layer in model.layers)
+    torch.testing.assert_close(grads[0], grads[1])
+
+
+def test_head_parameter_counts_shared_vs_per_label():
+    shared, per_label = eval_model(), eval_model(head_type="per_label")
+    head_size = 32 + 1
+    assert sum(p.numel() for p in shared.head.parameters()) == head_size
+    assert sum(p.numel() for p in per_label.head.parameters()) == 12 * head_size
+    total = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert total(per_label) - total(shared) == 11 * head_size
+
+
+def test_shared_head_is_one_map_for_all_tokens():
+    model = eval_model()
+    out = model(random_pixels(2))
+    by_hand = out.label_hidden_states @ model.head.weight[0] + model.head.bias[0]
+    torch.testing.assert_close(out.logits, by_hand)
+
+
+def test_self_attention_switch_builds_no_self_attention():
+    without = eval_model(label_self_attention=False)
+    assert all(layer.self_attn is None for layer in without.layers)
+    assert not any("self_attn" in name for name, _ in without.named_parameters())
+    out = without(random_pixels(2), output_attentions=True)
+    assert out.decoder_attentions is None and len(out.cross_attentions) == 2
+    with_sa = eval_model()
+    per_layer = 4 * (32 * 32 + 32) + 2 * 32  # q, k, v, o projections and the LayerNorm
+    total = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert total(with_sa) - total(without) == 2 * per_layer
+
+
+def test_without_self_attention_labels_do_not_interact():
+    model = eval_model(label_self_attention=False)
+    pixels = random_pixels(2)
+    reference = model(pixels).logits
+    with torch.no_grad():
+        model.label_embeddings[0] += 1.0
+    changed = model(pixels).logits
+    assert not torch.allclose(changed[:, 0], reference[:, 0])
+    torch.testing.assert_close(changed[:, 1:], reference[:, 1:])
+
+
+def test_sdpa_and_eager_give_the_same_logits():
+    model = eval_model()
+    pixels = random_pixels(3)
+    assert model.config._attn_implementation == "sdpa"
+    sdpa_logits = model(pixels).logits
+    model.set_attn_implementation("eager")
+    assert model.config._attn_implementation == "eager"
+    torch.testing.assert_close(model(pixels).logits, sdpa_logits, atol=1e-5, rtol=1e-5)
+
+
+def test_masks_block_attention_in_both_paths():
+    model = eval_model()
+    pixels = random_pixels(2)
+    cross_mask = torch.ones(12, NUM_TOKENS, dtype=torch.bool)
+    cross_mask[:, 5:] = False  # only CLS and the first 4 patches are visible
+    self_mask = torch.eye(12, dtype=torch.bool)  # each label sees only itself
+    out = model(pixels, cross_attention_mask=cross_mask[None], self_attention_mask=self_mask[None], output_attentions=True)
+    assert torch.all(out.cross_attentions[0][..., 5:] == 0)
+    assert torch.all(out.decoder_attentions[0] * (~self_mask) == 0)
+    sdpa = model(pixels, cross_attention_mask=cross_mask[None], self_attention_mask=self_mask[None]).logits
+    torch.testing.assert_close(sdpa, out.logits, atol=1e-5, rtol=1e-5)
+    # Hidden patches cannot matter: perturbing the image where no label may look changes nothing.
+    assert not torch.allclose(sdpa, model(pixels).logits)
+
+
+def test_tuple_output_when_return_dict_is_false():
+    model = eval_model()
+    as_tuple = model(random_pixels(1), return_dict=False)
+    assert isinstance(as_tuple, tuple)
+    torch.testing.assert_close(as_tuple[0], model(random_pixels(1)).logits)
+
+
+def test_from_encoder_pretrained_copies_every_encoder_weight(tmp_path):
+    torch.manual_seed(3)
+    encoder = ViTModel(ViTConfig(**TINY_VISION), add_pooling_layer=False)
+    encoder.save_pretrained(tmp_path / "vit")
+    model = AUMLTModel.from_encoder_pretrained(str(tmp_path / "vit"), decoder_attention_heads=4, id2label={0: "AU12"})
+    source = encoder.state_dict()
+    target = model.encoder.state_dict()
+    assert source.keys() == target.keys()
+    for name, tensor in source.items():
+        torch.testing.assert_close(target[name], tensor, rtol=0, atol=0, msg=name)
+    assert model.config.vision_config.hidden_size == 32 and model.config.label_names == ["AU12"]
