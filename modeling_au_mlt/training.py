@@ -95,6 +95,7 @@ def synthetic_dataset_dir(data_args: DataArguments) -> Path:
             frames_per_video=data_args.synthetic_frames_per_video,
             seed=data_args.synthetic_seed,
             image_size=data_args.synthetic_image_size,
+            num_proc=min(4, os.cpu_count() or 1),
         )
         prepare_abaw(staging / "tree" / "cropped_aligned", staging / "tree" / "AU_Detection_Challenge", staging / "dataset")
         shutil.rmtree(staging / "tree")  # the images now live in the dataset's Arrow files
@@ -289,6 +290,8 @@ def run(model_args: ModelArguments, data_args: DataArguments, training_args) -> 
     push, training_args.push_to_hub = training_args.push_to_hub, False  # Trainer would contact the Hub when built
     if push and not training_args.hub_model_id:
         raise ValueError("--push_to_hub needs --hub_model_id (e.g. your-org/au-mlt)")
+    if training_args.label_smoothing_factor:
+        raise ValueError("--label_smoothing_factor is not used by the AU loss; use --label_smoothing (annotated entries only)")
     set_seed(training_args.seed)  # the random initialisation must be reproducible too
     splits = load_splits(data_args, training_args)
     label_names = dataset_label_names(splits["train"], data_args)
