@@ -21,6 +21,7 @@ from datasets import DatasetDict, load_dataset, load_from_disk
 from transformers import set_seed
 
 from . import ABAW_AUS, AUMLTConfig, AUMLTModel
+from .atomic_io import atomic_output, write_json
 from .conversion import label_names_of
 from .evaluation import au_scores, make_compute_metrics, smooth_probabilities, tune_smoothing_window, tune_thresholds
 from .hub import image_processor_for, save_for_hub
@@ -43,20 +44,6 @@ logger = logging.getLogger(__name__)
 LOSS_WEIGHTS_FILE = "loss_weights.json"
 EVAL_RESULTS_FILE = "eval_results.json"
 SYNTHETIC_SOURCES = ("synthetic*.py", "abaw.py", "conversion.py")  # code whose change invalidates the cache
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write `text` through a temporary file renamed into place."""
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(handle, "w") as file:
-        file.write(text)
-    os.chmod(temporary, 0o644)  # mkstemp creates owner-only files
-    os.replace(temporary, path)
-
-
-def write_json_atomic(path: Path, content: dict) -> None:
-    """Write `content` as indented JSON, atomically."""
-    write_text_atomic(path, json.dumps(content, indent=2) + "\n")
 
 
 def synthetic_cache_key(data_args: DataArguments) -> str:
@@ -212,7 +199,7 @@ def build_trainer(model, splits: DatasetDict, label_names, data_args, training_a
     logger.info("per-AU loss weights (%s): %s", report["scheme"], report["weights"])
     if training_args.should_save:
         Path(training_args.output_dir).mkdir(parents=True, exist_ok=True)
-        write_json_atomic(Path(training_args.output_dir) / LOSS_WEIGHTS_FILE, report)
+        write_json(Path(training_args.output_dir) / LOSS_WEIGHTS_FILE, report)
     return AUMLTTrainer(
         model=model,
         args=training_args,
@@ -271,8 +258,9 @@ def write_hub_folder(trainer: AUMLTTrainer, output_dir: Path, card: str, eval_re
     for name in ("README.md", EVAL_RESULTS_FILE):
         (output_dir / name).unlink(missing_ok=True)
     save_for_hub(trainer.model, output_dir)
-    write_json_atomic(output_dir / EVAL_RESULTS_FILE, eval_results)
-    write_text_atomic(output_dir / "README.md", card)
+    write_json(output_dir / EVAL_RESULTS_FILE, eval_results)
+    with atomic_output(output_dir / "README.md") as temporary:
+        temporary.write_text(card, encoding="utf-8")
     trainer.save_state()
 
 
