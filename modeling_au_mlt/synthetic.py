@@ -74,6 +74,9 @@ def make_synthetic_abaw(output_dir, *, train_videos: int, val_videos: int, frame
     started = time.perf_counter()
     temp = Path(tempfile.mkdtemp(prefix=f".{output.name}.tmp-", dir=output.parent))
     try:
+        for split in SPLITS:  # both folders exist even when a split has no video, as in the release
+            (temp / "AU_Detection_Challenge" / split).mkdir(parents=True)
+        (temp / "cropped_aligned").mkdir()
         tasks = [(seed, index, split, name, frames_per_video, image_size, str(temp))
                  for index, (split, name) in enumerate(video_plan(seed, train_videos, val_videos))]
         results = _map(_write_video, tasks, num_proc)
