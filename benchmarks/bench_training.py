@@ -21,7 +21,7 @@ from transformers import TrainerCallback, TrainingArguments, default_data_collat
 from transformers.trainer_callback import PrinterCallback
 
 from benchmarks.bench_inference import build_models
-from benchmarks.common import VISION_PRESETS, markdown_table, median, peak_rss_mib, report, run_json_subprocess, spread
+from benchmarks.common import VISION_PRESETS, interleaved_rounds, markdown_table, median, peak_rss_mib, report, run_json_subprocess, spread
 from modeling_au_mlt.trainer import AUMLTTrainer
 
 MODELS = ("au_mlt", "vit_classifier")
@@ -89,25 +89,12 @@ def step_seconds(trainer, clock: StepClock) -> list[float]:
     return [later - earlier for earlier, later in zip(clock.ends, clock.ends[1:])]
 
 
-def interleaved_step_seconds(trainers: dict, rounds: int) -> dict[str, list[float]]:
-    """Step seconds of each (trainer, clock) pair over `rounds` alternating blocks, after one warm-up block each."""
-    names = list(trainers)
-    for name in names:
-        step_seconds(*trainers[name])
-    seconds = {name: [] for name in names}
-    for round_index in range(rounds):
-        shift = round_index % len(names)
-        for name in names[shift:] + names[:shift]:
-            seconds[name] += step_seconds(*trainers[name])
-    return seconds
-
-
 def speed(preset: str, batch_size: int, steps: int, rounds: int) -> dict:
     """Median step seconds, steps/s and samples/s of both models, and AU-MLT's slowdown."""
     models = build_models(preset, MODELS)
     dataset = RandomBatches(batch_size * steps, VISION_PRESETS[preset]["image_size"])
     trainers = {name: timed_trainer(models[name], dataset, batch_size, steps) for name in MODELS}
-    seconds = interleaved_step_seconds(trainers, rounds)
+    seconds = interleaved_rounds({name: (lambda pair=pair: step_seconds(*pair)) for name, pair in trainers.items()}, rounds)
     medians = {name: median(values) for name, values in seconds.items()}
     return {
         "median_step_seconds": medians,

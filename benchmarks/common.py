@@ -28,8 +28,8 @@ VISION_PRESETS = {
 }
 
 
-def interleaved_times(candidates: dict[str, Callable[[], object]], repeats: int, warmup: int = 1) -> dict[str, list[float]]:
-    """Seconds of each call of each candidate, run in rounds A, B, C, A, B, C, ... after `warmup` calls of each.
+def interleaved_rounds(candidates: dict[str, Callable[[], list[float]]], rounds: int, warmup: int = 1) -> dict[str, list[float]]:
+    """The values every call of each candidate returns, over rounds A, B, C, A, B, C, ... after `warmup` calls of each.
 
     The order rotates every round so that no candidate always follows the same neighbour.
     """
@@ -37,14 +37,26 @@ def interleaved_times(candidates: dict[str, Callable[[], object]], repeats: int,
     for _ in range(warmup):
         for name in names:
             candidates[name]()
-    times = {name: [] for name in names}
-    for round_index in range(repeats):
+    values = {name: [] for name in names}
+    for round_index in range(rounds):
         shift = round_index % len(names)
         for name in names[shift:] + names[:shift]:
+            values[name] += candidates[name]()
+    return values
+
+
+def interleaved_times(candidates: dict[str, Callable[[], object]], repeats: int, warmup: int = 1) -> dict[str, list[float]]:
+    """Seconds of each call of each candidate, interleaved as in `interleaved_rounds`."""
+
+    def timed(function: Callable[[], object]) -> Callable[[], list[float]]:
+        def call() -> list[float]:
             start = time.perf_counter()
-            candidates[name]()
-            times[name].append(time.perf_counter() - start)
-    return times
+            function()
+            return [time.perf_counter() - start]
+
+        return call
+
+    return interleaved_rounds({name: timed(function) for name, function in candidates.items()}, repeats, warmup)
 
 
 def median(values: list[float]) -> float:
