@@ -14,6 +14,7 @@ import argparse
 import json
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
@@ -132,9 +133,10 @@ def main(argv: list[str] | None = None) -> None:
         return
     result = {"preset": args.preset, "batch_size": args.batch_size, **speed(args.preset, args.batch_size, args.steps, args.rounds)}
     shared = ["--preset", args.preset, "--batch_size", str(args.batch_size), "--steps", str(args.steps)]
-    result["peak_rss_mib"] = {
-        name: run_json_subprocess(Path(__file__), [*shared, "--rss_only", name])["peak_rss_mib"] for name in MODELS
-    }
+    # One interpreter per model; they run side by side (peak RSS does not depend on the neighbour).
+    with ThreadPoolExecutor(len(MODELS)) as pool:
+        runs = pool.map(lambda name: run_json_subprocess(Path(__file__), [*shared, "--rss_only", name]), MODELS)
+        result["peak_rss_mib"] = {run["model"]: run["peak_rss_mib"] for run in runs}
     rows = [
         [name, result["steps_per_second"][name], result["samples_per_second"][name], result["peak_rss_mib"][name]]
         for name in MODELS
