@@ -50,6 +50,8 @@ class AUMLTConfig(PreTrainedConfig):
     """
 
     model_type = "au_mlt"
+    # Trainer gathers every other output across evaluation batches; the metrics need only the logits.
+    keys_to_ignore_at_inference = ["label_hidden_states", "encoder_last_hidden_state"]
     sub_configs = {"vision_config": ViTConfig}
 
     def __init__(

@@ -269,7 +269,6 @@ class AUMLTModel(AUMLTPreTrainedModel):
         output_hidden_states: bool | None = None,
         interpolate_pos_encoding: bool | None = None,
         return_dict: bool | None = None,
-        **kwargs,
     ) -> AUMLTOutput | tuple:
         r"""
         Args:

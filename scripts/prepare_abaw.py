@@ -1,0 +1,38 @@
+"""Convert the ABAW AU-detection release (cropped_aligned images + AU label files) to a DatasetDict.
+
+python scripts/prepare_abaw.py --images_dir CROPPED_ALIGNED --annotations_dir AU_DETECTION_CHALLENGE \
+    --output_dir OUT [--num_proc N] [--subsample K] [--on_error raise|skip] [--push_to_hub REPO_ID] [--test_list FILE]
+"""
+
+import argparse
+import sys
+
+from modeling_au_mlt.abaw import prepare_abaw
+from modeling_au_mlt.conversion import ON_ERROR_CHOICES, exit_code
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--images_dir", required=True, help="cropped_aligned/ folder: <video>/<frame:05d>.jpg")
+    parser.add_argument("--annotations_dir", required=True, help="folder holding Train_Set/ and Validation_Set/")
+    parser.add_argument("--output_dir", required=True, help="where the DatasetDict is saved (replaced atomically)")
+    parser.add_argument("--num_proc", type=int, default=1, help="worker processes, parallel over videos")
+    parser.add_argument("--subsample", type=int, default=1, help="keep every K-th frame of each video")
+    parser.add_argument("--on_error", choices=ON_ERROR_CHOICES, default="raise", help="stop at or skip malformed input")
+    parser.add_argument("--push_to_hub", default=None, help="Hub dataset repo id to upload to after saving")
+    parser.add_argument("--test_list", default=None, help="text file of test video names, one a line -> split 'test'")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    return exit_code(
+        lambda: prepare_abaw(
+            args.images_dir, args.annotations_dir, args.output_dir, num_proc=args.num_proc, subsample=args.subsample,
+            on_error=args.on_error, test_list=args.test_list, push_to_hub=args.push_to_hub,
+        )
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

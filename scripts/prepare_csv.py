@@ -1,0 +1,45 @@
+"""Convert a CSV of frames (image path column + one column per AU) to the same DatasetDict as prepare_abaw.py.
+
+python scripts/prepare_csv.py --csv FRAMES.csv --output_dir OUT [--image_root DIR] [--image_column image]
+    [--label_columns AU1,AU2,...] [--split_column split] [--video_column video] [--frame_column frame]
+    [--num_proc N] [--subsample K] [--on_error raise|skip] [--push_to_hub REPO_ID]
+"""
+
+import argparse
+import sys
+
+from modeling_au_mlt.conversion import ON_ERROR_CHOICES, exit_code
+from modeling_au_mlt.tabular import prepare_csv
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--csv", required=True, help="CSV with a header row, one row per frame")
+    parser.add_argument("--output_dir", required=True, help="where the DatasetDict is saved (replaced atomically)")
+    parser.add_argument("--image_root", default=None, help="folder relative image paths start from (default: the CSV's)")
+    parser.add_argument("--image_column", default="image", help="column holding each frame's image path")
+    parser.add_argument("--label_columns", default=None, help="comma-separated AU columns (default: every AU<n> column)")
+    parser.add_argument("--split_column", default=None, help="column naming each row's split (default: all train)")
+    parser.add_argument("--video_column", default=None, help="column naming each row's video (default: image folder)")
+    parser.add_argument("--frame_column", default=None, help="column with frame numbers (default: from the file name)")
+    parser.add_argument("--num_proc", type=int, default=1, help="worker processes")
+    parser.add_argument("--subsample", type=int, default=1, help="keep every K-th frame of each video")
+    parser.add_argument("--on_error", choices=ON_ERROR_CHOICES, default="raise", help="stop at or skip malformed rows")
+    parser.add_argument("--push_to_hub", default=None, help="Hub dataset repo id to upload to after saving")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    return exit_code(
+        lambda: prepare_csv(
+            args.csv, args.output_dir, image_root=args.image_root, split_column=args.split_column,
+            image_column=args.image_column, label_columns=args.label_columns.split(",") if args.label_columns else None,
+            video_column=args.video_column, frame_column=args.frame_column, num_proc=args.num_proc,
+            subsample=args.subsample, on_error=args.on_error, push_to_hub=args.push_to_hub,
+        )
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
