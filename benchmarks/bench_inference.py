@@ -15,10 +15,11 @@ import torch
 from torch.utils import flop_counter
 from transformers import ViTConfig, ViTForImageClassification, ViTModel
 
+from benchmarks.absorbed_attention import absorb_cross_attention
 from benchmarks.common import VISION_PRESETS, interleaved_times, markdown_table, median, report, spread
 from modeling_au_mlt import ABAW_AUS, AUMLTConfig, AUMLTModel
 
-MODEL_NAMES = ("vit_encoder", "au_mlt", "vit_classifier")
+MODEL_NAMES = ("vit_encoder", "au_mlt", "au_mlt_absorbed", "vit_classifier")
 # FlopCounterMode has no formula for the CPU flash-attention kernel that SDPA dispatches to; it is
 # the same computation as the counted flash kernel, so it gets the same count.
 CPU_SDPA = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu
@@ -30,13 +31,16 @@ def sdpa_flops(query_shape, key_shape, value_shape, *args, out_shape=None, **kwa
 
 
 def build_models(preset: str, names: tuple[str, ...] = MODEL_NAMES) -> dict[str, torch.nn.Module]:
-    """The named models in eval mode: AU-MLT (paper defaults: 2 decoder layers, 8 heads, shared head), its
-    bare encoder (`vit_encoder`) and a ViT multi-label classifier (`vit_classifier`), all on one vision config."""
+    """The named models in eval mode, all on one vision config: AU-MLT (paper defaults: 2 decoder layers,
+    8 heads, shared head), AU-MLT with the absorbed cross-attention of `absorbed_attention.py`, the bare
+    encoder (`vit_encoder`) and a ViT multi-label classifier (`vit_classifier`)."""
     vision = VISION_PRESETS[preset]
     labels = dict(enumerate(ABAW_AUS))
+    au_mlt_config = AUMLTConfig(vision_config=vision, decoder_attention_heads=8 if vision["hidden_size"] % 8 == 0 else 4)
     factories = {
         "vit_encoder": lambda: ViTModel(ViTConfig(**vision), add_pooling_layer=False),
-        "au_mlt": lambda: AUMLTModel(AUMLTConfig(vision_config=vision, decoder_attention_heads=8 if vision["hidden_size"] % 8 == 0 else 4)),
+        "au_mlt": lambda: AUMLTModel(au_mlt_config),
+        "au_mlt_absorbed": lambda: absorb_cross_attention(AUMLTModel(au_mlt_config)),
         "vit_classifier": lambda: ViTForImageClassification(
             ViTConfig(**vision, id2label=labels, label2id={v: k for k, v in labels.items()}, problem_type="multi_label_classification")
         ),
@@ -67,7 +71,7 @@ def measure(preset: str, batch_size: int, repeats: int, matmul_size: int) -> dic
         times = interleaved_times(candidates, repeats=repeats, warmup=1)
     medians = {name: median(values) for name, values in times.items()}
     matmul_gflops = 2 * matmul_size**3 / medians["matmul"] / 1e9
-    model_gflops = forward_flops(models["au_mlt"], pixel_values) / medians["au_mlt"] / 1e9
+    model_gflops = {name: forward_flops(model, pixel_values) / medians[name] / 1e9 for name, model in models.items()}
     return {
         "preset": preset,
         "batch_size": batch_size,
@@ -76,34 +80,31 @@ def measure(preset: str, batch_size: int, repeats: int, matmul_size: int) -> dic
         "noise": {name: spread(values) for name, values in times.items()},
         "images_per_second": {name: batch_size / medians[name] for name in models},
         "time_ratio_to_encoder": {name: medians[name] / medians["vit_encoder"] for name in models},
-        "au_mlt_gflop_per_second": model_gflops,
+        "gflop_per_second": model_gflops,
         "matmul_gflop_per_second": matmul_gflops,
-        "au_mlt_share_of_matmul": model_gflops / matmul_gflops,
+        "share_of_matmul": {name: value / matmul_gflops for name, value in model_gflops.items()},
     }
 
 
 def summary(results: list[dict]) -> str:
-    """Markdown table of the measurements."""
+    """Markdown table of the measurements, one row per encoder size, batch size and model."""
     rows = [
         [
             result["preset"],
             result["batch_size"],
-            result["images_per_second"]["vit_encoder"],
-            result["images_per_second"]["au_mlt"],
-            result["images_per_second"]["vit_classifier"],
-            f"{100 * (result['time_ratio_to_encoder']['au_mlt'] - 1):+.1f}%",
-            f"{100 * (result['time_ratio_to_encoder']['vit_classifier'] - 1):+.1f}%",
-            result["au_mlt_gflop_per_second"],
-            result["matmul_gflop_per_second"],
-            f"{100 * result['au_mlt_share_of_matmul']:.0f}%",
+            name,
+            result["images_per_second"][name],
+            f"{100 * (result['time_ratio_to_encoder'][name] - 1):+.1f}%",
+            f"{100 * result['noise'][name]:.1f}%",
+            result["gflop_per_second"][name],
+            f"{100 * result['share_of_matmul'][name]:.0f}%",
         ]
         for result in results
+        for name in result["images_per_second"]
     ]
-    headers = [
-        "encoder", "batch", "ViTModel img/s", "AU-MLT img/s", "ViT classifier img/s", "AU-MLT time vs encoder",
-        "classifier time vs encoder", "AU-MLT GFLOP/s", "matmul GFLOP/s", "AU-MLT / matmul",
-    ]
-    return markdown_table(headers, rows)
+    headers = ["encoder", "batch", "model", "img/s", "time vs encoder", "noise (IQR/2)", "GFLOP/s", "of matmul GFLOP/s"]
+    matmul = ", ".join(f"{result['matmul_gflop_per_second']:.0f}" for result in results)
+    return markdown_table(headers, rows) + f"\n\nfp32 matmul GFLOP/s in the same rounds: {matmul}"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

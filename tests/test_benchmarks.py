@@ -3,14 +3,19 @@
 No timing is asserted: speed goals are checked by running the benchmarks, not by tests.
 """
 
+import copy
 import json
 
+import numpy as np
 import pytest
 import torch
 
-from benchmarks import bench_data, bench_inference, bench_training
+from benchmarks import bench_attention, bench_data, bench_inference, bench_quality, bench_training, run_all
+from benchmarks.absorbed_attention import absorb_cross_attention
 from benchmarks.common import interleaved_rounds, markdown_table, median, spread, write_json
 from modeling_au_mlt import AUMLTConfig, AUMLTModel
+
+TINY_VISION = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, image_size=32, patch_size=8)
 
 
 def test_interleaved_rounds_rotates_order_after_warmup():
@@ -54,10 +59,7 @@ def hand_counted_flops(config: AUMLTConfig, batch_size: int) -> int:
 
 
 def test_forward_flops_matches_hand_count():
-    config = AUMLTConfig(
-        vision_config=dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, image_size=32, patch_size=8),
-        decoder_attention_heads=4,
-    )
+    config = AUMLTConfig(vision_config=TINY_VISION, decoder_attention_heads=4)
     model = AUMLTModel(config).eval()
     assert bench_inference.forward_flops(model, torch.randn(3, 3, 32, 32)) == hand_counted_flops(config, 3)
 
@@ -67,7 +69,7 @@ def test_bench_inference_tiny(tmp_path):
     result = json.loads((tmp_path / "r.json").read_text())
     assert result["machine"]["cores"] >= 1
     (row,) = result["results"]
-    assert set(row["median_seconds"]) == {"vit_encoder", "au_mlt", "vit_classifier", "matmul"}
+    assert set(row["median_seconds"]) == {"vit_encoder", "au_mlt", "au_mlt_absorbed", "vit_classifier", "matmul"}
     assert row["images_per_second"]["au_mlt"] == pytest.approx(2 / row["median_seconds"]["au_mlt"])
     assert row["time_ratio_to_encoder"]["vit_encoder"] == 1.0
 
@@ -97,3 +99,92 @@ def test_face_dataset_has_converter_columns():
     assert dataset.column_names == ["image", "labels", "video_id", "frame"]
     assert dataset[0]["image"].size == (bench_data.FACE_SIZE, bench_data.FACE_SIZE)
     assert dataset[2]["frame"] == 3
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_absorbed_cross_attention_matches_the_model(training):
+    torch.manual_seed(0)
+    model = AUMLTModel(AUMLTConfig(vision_config=TINY_VISION, decoder_attention_heads=4, decoder_dropout=0.0))
+    with torch.no_grad():  # non-zero biases, so dropping the key bias and moving the value bias are exercised
+        for layer in model.layers:
+            layer.cross_attn.k_proj.bias.normal_()
+            layer.cross_attn.v_proj.bias.normal_()
+    absorbed = absorb_cross_attention(copy.deepcopy(model))
+    model.train(training), absorbed.train(training)
+    pixels = torch.randn(3, 3, 32, 32)
+    mask = torch.rand(3, 12, 17) > 0.3
+    mask[..., 0] = True  # every label keeps at least one token
+    expected = model(pixels, cross_attention_mask=mask, output_attentions=True)
+    got = absorbed(pixels, cross_attention_mask=mask, output_attentions=True)
+    torch.testing.assert_close(got.logits, expected.logits, rtol=1e-5, atol=1e-5)
+    for got_weights, expected_weights in zip(got.cross_attentions, expected.cross_attentions):
+        torch.testing.assert_close(got_weights, expected_weights, rtol=1e-5, atol=1e-6)
+    if training:  # the gradients agree too
+        expected.logits.sum().backward()
+        got.logits.sum().backward()
+        torch.testing.assert_close(
+            absorbed.layers[0].cross_attn.k_proj.weight.grad, model.layers[0].cross_attn.k_proj.weight.grad, rtol=1e-4, atol=1e-6
+        )
+
+
+def test_pixel_share_by_hand():
+    attention = np.zeros((2, 2, 2))
+    attention[0, 0, 0] = 1.0  # label 0: all mass on the top-left patch
+    attention[1] = 0.25  # label 1: uniform
+    masks = np.zeros((2, 4, 4), dtype=bool)
+    masks[0, :2, :2] = True  # top-left quadrant
+    masks[1, :, :1] = True  # the left column: a quarter of the pixels
+    np.testing.assert_allclose(bench_attention.pixel_share(attention, masks), [1.0, 0.25])
+
+
+def test_validation_frames_spacing():
+    regions = {"videos": {
+        "b": {"split": "Validation_Set", "affines": {str(frame): None for frame in range(1, 11)}},
+        "a": {"split": "Train_Set", "affines": {"1": None}},
+    }}
+    assert bench_attention.validation_frames(regions, 5) == [("b", 1), ("b", 3), ("b", 5), ("b", 7), ("b", 9)]
+    with pytest.raises(ValueError, match="no validation frame"):
+        bench_attention.validation_frames({"videos": {"a": regions["videos"]["a"]}}, 5)
+
+
+@pytest.fixture(scope="module")
+def quality_run(tmp_path_factory):
+    """bench_quality on a tiny setting (2 variants, 2 seeds, 2 steps); its work folder and JSON."""
+    work = tmp_path_factory.mktemp("quality")
+    arguments = run_all.SETTINGS["tiny"]["quality"]
+    bench_quality.main([*arguments, "--work_dir", str(work), "--output", str(work / "quality.json")])
+    return work, json.loads((work / "quality.json").read_text())
+
+
+def test_bench_quality_tiny(quality_run):
+    work, result = quality_run
+    assert set(result["runs"]) == {"paper", "vit_linear_head"}
+    for variant, runs in result["runs"].items():
+        assert len(runs) == 2
+        assert set(runs[0]) == {"mean_f1", *(f"f1_{name}" for name in ("AU1", "AU2", "AU4", "AU6", "AU7", "AU10", "AU12", "AU15", "AU23", "AU24", "AU25", "AU26"))}
+        values = [run["mean_f1"] for run in runs]
+        assert result["summary"][variant]["mean_f1"]["mean"] == pytest.approx(np.mean(values))
+        assert result["summary"][variant]["mean_f1"]["std"] == pytest.approx(np.std(values, ddof=1))
+    assert (work / bench_quality.PAPER_MODEL_DIR / "model.safetensors").exists()
+
+
+def test_bench_attention_tiny(quality_run, tmp_path):
+    work, _ = quality_run
+    bench_attention.main([
+        "--model_dir", str(work / bench_quality.PAPER_MODEL_DIR), "--synthetic_tree", str(work / "synthetic_tree"),
+        "--max_frames", "4", "--figure", str(tmp_path / "figure.png"), "--output", str(tmp_path / "a.json"),
+    ])
+    result = json.loads((tmp_path / "a.json").read_text())
+    assert result["frames"] == 4
+    for stats in result["per_au"].values():
+        assert 0 <= stats["attention_inside"] <= 1 and 0 < stats["region_share"] < 1
+        assert stats["lift"] == pytest.approx(stats["attention_inside"] / stats["region_share"])
+    assert (tmp_path / "figure.png").stat().st_size > 1000
+
+
+def test_run_all_commands_cover_every_section(tmp_path):
+    commands = run_all.commands("quick", tmp_path / "results", tmp_path / "work", tmp_path / "figure.png")
+    assert {"inference", "training", "data", "quality", "attention"} <= set(commands)
+    for name, arguments in commands.items():
+        assert arguments[0].endswith(".py") and str(tmp_path / "results" / f"{name}.json") in arguments
+    assert commands["attention"][commands["attention"].index("--model_dir") + 1] == str(tmp_path / "work" / "paper_model")
