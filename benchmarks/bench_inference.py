@@ -16,7 +16,7 @@ from torch.utils import flop_counter
 from transformers import ViTConfig, ViTForImageClassification, ViTModel
 
 from benchmarks.absorbed_attention import absorb_cross_attention
-from benchmarks.common import VISION_PRESETS, interleaved_times, markdown_table, median, report, spread
+from benchmarks.common import VISION_PRESETS, interleaved_times, markdown_table, median, report, set_threads, spread
 from modeling_au_mlt import ABAW_AUS, AUMLTConfig, AUMLTModel
 
 MODEL_NAMES = ("vit_encoder", "au_mlt", "au_mlt_absorbed", "vit_classifier")
@@ -68,10 +68,14 @@ def measure(preset: str, batch_size: int, repeats: int, matmul_size: int) -> dic
     candidates = {name: (lambda model=model: model(pixel_values)) for name, model in models.items()}
     candidates["matmul"] = lambda: left @ right
     with torch.inference_mode():
-        times = interleaved_times(candidates, repeats=repeats, warmup=1)
+        times, cpu_times = interleaved_times(candidates, repeats=repeats, warmup=1)
     medians = {name: median(values) for name, values in times.items()}
+    cpu_medians = {name: median(values) for name, values in cpu_times.items()}
     matmul_gflops = 2 * matmul_size**3 / medians["matmul"] / 1e9
-    model_gflops = {name: forward_flops(model, pixel_values) / medians[name] / 1e9 for name, model in models.items()}
+    flops = {name: forward_flops(model, pixel_values) for name, model in models.items()}
+    model_gflops = {name: flops[name] / medians[name] / 1e9 for name in models}
+    # The same ratio from CPU seconds: robust to other jobs when the run is single-threaded.
+    cpu_share = {name: flops[name] / cpu_medians[name] / (2 * matmul_size**3 / cpu_medians["matmul"]) for name in models}
     return {
         "preset": preset,
         "batch_size": batch_size,
@@ -80,9 +84,13 @@ def measure(preset: str, batch_size: int, repeats: int, matmul_size: int) -> dic
         "noise": {name: spread(values) for name, values in times.items()},
         "images_per_second": {name: batch_size / medians[name] for name in models},
         "time_ratio_to_encoder": {name: medians[name] / medians["vit_encoder"] for name in models},
+        "median_cpu_seconds": cpu_medians,
+        "cpu_time_ratio_to_encoder": {name: cpu_medians[name] / cpu_medians["vit_encoder"] for name in models},
         "gflop_per_second": model_gflops,
         "matmul_gflop_per_second": matmul_gflops,
         "share_of_matmul": {name: value / matmul_gflops for name, value in model_gflops.items()},
+        "share_of_matmul_cpu_time": cpu_share,
+        "flops": flops,
     }
 
 
@@ -95,14 +103,16 @@ def summary(results: list[dict]) -> str:
             name,
             result["images_per_second"][name],
             f"{100 * (result['time_ratio_to_encoder'][name] - 1):+.1f}%",
+            f"{100 * (result['cpu_time_ratio_to_encoder'][name] - 1):+.1f}%",
             f"{100 * result['noise'][name]:.1f}%",
             result["gflop_per_second"][name],
             f"{100 * result['share_of_matmul'][name]:.0f}%",
+            f"{100 * result['share_of_matmul_cpu_time'][name]:.0f}%",
         ]
         for result in results
         for name in result["images_per_second"]
     ]
-    headers = ["encoder", "batch", "model", "img/s", "time vs encoder", "noise (IQR/2)", "GFLOP/s", "of matmul GFLOP/s"]
+    headers = ["encoder", "batch", "model", "img/s", "time vs encoder", "CPU time vs encoder", "noise (IQR/2)", "GFLOP/s", "of matmul GFLOP/s", "same, CPU time"]
     matmul = ", ".join(f"{result['matmul_gflop_per_second']:.0f}" for result in results)
     return markdown_table(headers, rows) + f"\n\nfp32 matmul GFLOP/s in the same rounds: {matmul}"
 
@@ -113,12 +123,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch_sizes", nargs="+", type=int, default=[1, 32])
     parser.add_argument("--repeats", type=int, default=7, help="timed rounds after one warm-up round")
     parser.add_argument("--matmul_size", type=int, default=2048, help="side of the reference square fp32 matmul")
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's, one per core)")
     parser.add_argument("--output", help="write the results as JSON here")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    set_threads(args.threads)
     results = [
         measure(preset, batch_size, args.repeats, args.matmul_size)
         for preset in args.presets

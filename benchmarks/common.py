@@ -45,18 +45,29 @@ def interleaved_rounds(candidates: dict[str, Callable[[], list[float]]], rounds:
     return values
 
 
-def interleaved_times(candidates: dict[str, Callable[[], object]], repeats: int, warmup: int = 1) -> dict[str, list[float]]:
-    """Seconds of each call of each candidate, interleaved as in `interleaved_rounds`."""
+def interleaved_times(candidates: dict[str, Callable[[], object]], repeats: int, warmup: int = 1) -> tuple[dict, dict]:
+    """(wall, cpu): seconds of each call of each candidate, interleaved as in `interleaved_rounds`.
 
-    def timed(function: Callable[[], object]) -> Callable[[], list[float]]:
-        def call() -> list[float]:
-            start = time.perf_counter()
+    `cpu` is this process's CPU time (all threads): on a machine shared with other jobs, wall time also
+    measures them, while CPU time of a single-threaded run measures only the candidate.
+    """
+
+    def timed(function: Callable[[], object]) -> Callable[[], list[tuple[float, float]]]:
+        def call() -> list[tuple[float, float]]:
+            wall, cpu = time.perf_counter(), time.process_time()
             function()
-            return [time.perf_counter() - start]
+            return [(time.perf_counter() - wall, time.process_time() - cpu)]
 
         return call
 
-    return interleaved_rounds({name: timed(function) for name, function in candidates.items()}, repeats, warmup)
+    pairs = interleaved_rounds({name: timed(function) for name, function in candidates.items()}, repeats, warmup)
+    return {name: [p[0] for p in values] for name, values in pairs.items()}, {name: [p[1] for p in values] for name, values in pairs.items()}
+
+
+def set_threads(threads: int | None) -> None:
+    """Use `threads` torch threads (None keeps torch's default, one per core)."""
+    if threads is not None:
+        torch.set_num_threads(threads)
 
 
 def median(values: list[float]) -> float:
