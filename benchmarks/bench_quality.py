@@ -12,12 +12,14 @@ number of optimizer steps and the same 3 seeds; only the named switch differs:
 
 Reported: mean +- std over seeds of the validation mean F1 and of each AU's F1 (threshold 0.5). The data
 (`make_synthetic_abaw` tree and its `prepare_abaw` conversion) is written once under `--work_dir` and
-reused; the tree's `regions.json` and the paper variant's first model feed section 6 (`bench_attention.py`).
+reused, and so is every finished run's `scores.json` (same settings), so an interrupted run resumes. The
+tree's `regions.json` and the paper variant's first model feed section 6 (`bench_attention.py`).
 
     PYTHONPATH=. python benchmarks/bench_quality.py --work_dir bench_work --output docs/results/quality.json
 """
 
 import argparse
+import json
 import statistics
 from pathlib import Path
 
@@ -25,7 +27,7 @@ import transformers
 from transformers import ViTConfig, ViTForImageClassification
 from transformers.trainer_callback import PrinterCallback
 
-from benchmarks.common import markdown_table, report
+from benchmarks.common import markdown_table, report, write_json
 from modeling_au_mlt.abaw import prepare_abaw
 from modeling_au_mlt.synthetic import make_synthetic_abaw
 from modeling_au_mlt.training import build_model, build_trainer, dataset_label_names, load_splits, tuned_results
@@ -84,9 +86,20 @@ def baseline_model(au_mlt_config, label_names: list[str]) -> ViTForImageClassifi
     return ViTForImageClassification(config)
 
 
-def train_and_score(dataset: Path, work_dir: Path, variant: str, seed: int, args: argparse.Namespace) -> dict[str, float]:
-    """Train one variant with one seed; validation scores at 0.5 (`mean_f1`, `f1_<AU>`)."""
+def run_scores(dataset: Path, work_dir: Path, variant: str, seed: int, args: argparse.Namespace) -> dict[str, float]:
+    """Scores of one run, read from its `scores.json` when an identical earlier run finished, else trained now."""
     run_dir = work_dir / "runs" / f"{variant}-seed{seed}"
+    settings = {key: value for key, value in vars(args).items() if key not in ("output", "variants", "seeds")}
+    cached = run_dir / "scores.json"
+    if cached.exists() and json.loads(cached.read_text())["settings"] == settings:
+        return json.loads(cached.read_text())["scores"]
+    scores = train_and_score(dataset, work_dir, run_dir, variant, seed, args)
+    write_json(cached, {"settings": settings, "scores": scores})
+    return scores
+
+
+def train_and_score(dataset: Path, work_dir: Path, run_dir: Path, variant: str, seed: int, args: argparse.Namespace) -> dict[str, float]:
+    """Train one variant with one seed; validation scores at 0.5 (`mean_f1`, `f1_<AU>`)."""
     model_args, data_args, training_args = library_arguments(dataset, run_dir, variant, seed, args)
     splits = load_splits(data_args, training_args)
     label_names = dataset_label_names(splits["train"], data_args)
@@ -145,7 +158,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     work_dir = Path(args.work_dir)
     tree, dataset = synthetic_data(work_dir, (args.train_videos, args.val_videos), args.frames_per_video, args.data_seed)
-    runs = {variant: [train_and_score(dataset, work_dir, variant, seed, args) for seed in args.seeds] for variant in args.variants}
+    runs = {variant: [run_scores(dataset, work_dir, variant, seed, args) for seed in args.seeds] for variant in args.variants}
     summary = summarise(runs)
     payload = {"section": "quality", "settings": vars(args), "synthetic_tree": str(tree), "runs": runs, "summary": summary}
     report(payload, args.output, summary_table(summary))
