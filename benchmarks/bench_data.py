@@ -22,7 +22,7 @@ from PIL import Image as PILImage
 
 from benchmarks.bench_inference import build_models
 from benchmarks.bench_training import RandomBatches, step_seconds, timed_trainer
-from benchmarks.common import VISION_PRESETS, interleaved_rounds, markdown_table, median, report, spread
+from benchmarks.common import VISION_PRESETS, interleaved_rounds, markdown_table, median, report, set_threads, spread
 from modeling_au_mlt.hub import image_processor_for
 from modeling_au_mlt.transforms import AugmentationConfig, AUCollator, EpochState, TrainTransform
 
@@ -109,12 +109,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=4, help="training steps per block (the first is not timed)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workers", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's, one per core)")
     parser.add_argument("--output", help="write the results as JSON here")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    set_threads(args.threads)
     result = measure(args.preset, args.batch_size, args.batches, args.steps, args.rounds, args.workers)
     model_rate = result["samples_per_second"]["training, in-memory tensors"]
     rows = [[name, rate, f"{rate / model_rate:.2f}x"] for name, rate in result["samples_per_second"].items()]

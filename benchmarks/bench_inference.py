@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> None:
         for preset in args.presets
         for batch_size in args.batch_sizes
     ]
-    report({"section": "inference", "results": results}, args.output, summary(results))
+    report({"section": "inference", "threads": torch.get_num_threads(), "results": results}, args.output, summary(results))
 
 
 if __name__ == "__main__":

@@ -22,7 +22,9 @@ from transformers import TrainerCallback, TrainingArguments, default_data_collat
 from transformers.trainer_callback import PrinterCallback
 
 from benchmarks.bench_inference import build_models
-from benchmarks.common import VISION_PRESETS, interleaved_rounds, markdown_table, median, peak_rss_mib, report, run_json_subprocess, spread
+from benchmarks.common import (
+    VISION_PRESETS, interleaved_rounds, markdown_table, median, peak_rss_mib, report, run_json_subprocess, set_threads, spread,
+)
 from modeling_au_mlt.trainer import AUMLTTrainer
 
 MODELS = ("au_mlt", "vit_classifier")
@@ -122,17 +124,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=5, help="optimizer steps per block (the first is not timed)")
     parser.add_argument("--rounds", type=int, default=3, help="timed blocks per model after one warm-up block")
     parser.add_argument("--rss_only", choices=MODELS, help="internal: train this model alone and print its peak RSS")
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's, one per core)")
     parser.add_argument("--output", help="write the results as JSON here")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    set_threads(args.threads)
     if args.rss_only:
         print(json.dumps(peak_rss_of(args.rss_only, args.preset, args.batch_size, args.steps)))
         return
-    result = {"preset": args.preset, "batch_size": args.batch_size, **speed(args.preset, args.batch_size, args.steps, args.rounds)}
+    result = {"preset": args.preset, "batch_size": args.batch_size, "threads": torch.get_num_threads(), **speed(args.preset, args.batch_size, args.steps, args.rounds)}
     shared = ["--preset", args.preset, "--batch_size", str(args.batch_size), "--steps", str(args.steps)]
+    shared += ["--threads", str(args.threads)] if args.threads else []
     # One interpreter per model; they run side by side (peak RSS does not depend on the neighbour).
     with ThreadPoolExecutor(len(MODELS)) as pool:
         runs = pool.map(lambda name: run_json_subprocess(Path(__file__), [*shared, "--rss_only", name]), MODELS)
