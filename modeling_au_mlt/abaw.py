@@ -24,13 +24,13 @@ from typing import Iterator, Sequence
 
 from tqdm.auto import tqdm
 
+from .arrow_shards import ImageRow, image_row, parallel_map
 from .conversion import (
     NOT_ANNOTATED,
     DataFormatError,
     SplitCounts,
     check_options,
     finish,
-    image_example,
     make_report,
     parse_label_cells,
     write_dataset_dict,
@@ -39,6 +39,7 @@ from .conversion import (
 SPLIT_FOLDERS = {"train": "train_set", "validation": "validation_set"}
 ANNOTATION_PARENTS = ("AU_Detection_Challenge", "AU_Set")
 IMAGE_SUFFIX = ".jpg"
+COUNT_CHUNK = 4  # videos per counting task: small enough to balance workers and show progress
 
 
 @dataclass(frozen=True)
@@ -145,12 +146,12 @@ def video_rows(
     counts.videos += kept > 0
 
 
-def generate_examples(jobs: list[VideoJob], label_names: tuple[str, ...], subsample: int) -> Iterator[dict]:
-    """`Dataset.from_generator` body: rows of `jobs` with image bytes (lines already validated by the plan)."""
+def generate_examples(jobs: list[VideoJob], label_names: tuple[str, ...], subsample: int) -> Iterator[ImageRow]:
+    """Shard body for `arrow_shards.write_split`: rows of `jobs` with image bytes (lines already validated by the plan)."""
     for job in jobs:
         counts = SplitCounts(len(label_names))
         for frame, labels, name in video_rows(job, label_names, subsample, "skip", counts):
-            yield image_example(os.path.join(job.image_dir, name), f"{job.video}/{name}", labels, job.video, frame)
+            yield image_row(os.path.join(job.image_dir, name), f"{job.video}/{name}", labels, job.video, frame)
 
 
 def read_test_list(path: str | os.PathLike) -> list[tuple[int, str]]:
@@ -198,13 +199,28 @@ def first_header(jobs: dict[str, list[VideoJob]]) -> list[str]:
     raise FileNotFoundError("no label files (*.txt) in Train_Set/ or Validation_Set/")
 
 
-def count_split(jobs: list[VideoJob], label_names: Sequence[str], subsample: int, on_error: str, split: str) -> SplitCounts:
-    """Validate and count one split by reading its labels and listing its images (no image is read)."""
+def count_videos(task: tuple[list[VideoJob], tuple[str, ...], int, str]) -> SplitCounts:
+    """Validate and count some videos by reading their labels and listing their images (no image is read)."""
+    jobs, label_names, subsample, on_error = task
     counts = SplitCounts(len(label_names))
-    for job in tqdm(jobs, desc=f"checking {split} labels", unit="video"):
+    for job in jobs:
         for _ in video_rows(job, label_names, subsample, on_error, counts):
             pass
+    counts.add_pending()
     return counts
+
+
+def count_split(
+    jobs: list[VideoJob], label_names: Sequence[str], subsample: int, on_error: str, split: str, num_proc: int
+) -> SplitCounts:
+    """Counts of one split, checked `COUNT_CHUNK` videos at a time in parallel; the first error in video order wins."""
+    tasks = [(jobs[i:i + COUNT_CHUNK], tuple(label_names), subsample, on_error) for i in range(0, len(jobs), COUNT_CHUNK)]
+    total = SplitCounts(len(label_names))
+    with tqdm(total=len(jobs), desc=f"checking {split} labels", unit="video") as progress:
+        for task, counts in zip(tasks, parallel_map(count_videos, tasks, num_proc)):
+            total.merge(counts)
+            progress.update(len(task[0]))
+    return total
 
 
 def prepare_abaw(
@@ -225,7 +241,9 @@ def prepare_abaw(
     check_options(num_proc, subsample, on_error)
     jobs, skipped = plan_jobs(images_dir, annotations_dir, test_list, on_error)
     label_names = first_header(jobs)
-    counts = {split: count_split(split_jobs, label_names, subsample, on_error, split) for split, split_jobs in jobs.items()}
+    counts = {
+        split: count_split(split_jobs, label_names, subsample, on_error, split, num_proc) for split, split_jobs in jobs.items()
+    }
     for split, number in skipped.items():
         counts[split].skipped_videos += number
     report = make_report(

@@ -1,9 +1,9 @@
 """Shared part of the AU data converters: counting, Arrow writing, atomic output, report, upload.
 
-Both sources (`abaw.py` for the ABAW release, `tabular.py` for a CSV) describe their rows as a list of
-picklable jobs per split plus a top-level generator function; this module turns them into a
-`datasets.DatasetDict` by streaming (`Dataset.from_generator`, parallel over jobs with `num_proc`), so
-peak memory depends on the size of one job (one video), never on the number of frames.
+Both sources (`abaw.py` for the ABAW release, `tabular.py` for a CSV) count and validate every row
+first (`SplitCounts`, `DataFormatError`, so bad input stops the run before anything is written), then
+hand a generator of rows per split to `arrow_shards.write_split`, which streams them to Arrow; peak
+memory depends on one record batch, never on the number of frames.
 
 Output columns: `image` (`Image()`, the original file's bytes embedded, so the folder is self-contained
 and pixels are exactly the source file's), `labels` (fixed-length list of float32, one per AU, -1 kept
@@ -12,9 +12,10 @@ for "not annotated"), `video_id` (string), `frame` (int32, 1-based frame number)
 Where the AU names live: `datasets` keeps no free-form metadata in `Features` (a feature's `id` is
 dropped on save), so the names are written into each split's `DatasetInfo.description` as one line
 ``label_names: ["AU1", ...]`` (survives `save_to_disk`/`load_from_disk`, `select`, `map`, ...), and
-beside the data as `OUT/label_names.json` for people and other tools. `push_to_hub` uploads only the
-features and split sizes of the info, so a dataset loaded back from the Hub has lost the names: take
-them from the model config or from `label_names.json` in that case. `label_names_of` reads them back.
+beside the data as `OUT/label_names.json` for people and other tools. `push_to_hub` keeps only the
+features and split sizes of the info, so `label_names.json` and `prepare_report.json` are uploaded to
+the dataset repo as files too; a dataset loaded back from the Hub has no names in its info (read that
+file, or the model config). `label_names_of` reads the names back from a converted dataset.
 
 Output is written to a hidden temporary folder next to `OUT` and renamed into place only when complete
 (an existing `OUT` from an earlier run is replaced at that moment), so an interrupted or failed run
@@ -23,6 +24,7 @@ never leaves a half-written `OUT`.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -32,16 +34,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
-from datasets import Dataset, DatasetDict, Features, Image, List, Value, load_from_disk
+import numpy as np
+from datasets import Dataset, DatasetDict, DatasetInfo, config, load_from_disk
+from huggingface_hub import HfApi
+
+from .arrow_shards import features_for, write_split
 
 NOT_ANNOTATED = -1.0
 LABEL_VALUES = {"-1": -1.0, "0": 0.0, "1": 1.0}
 ON_ERROR_CHOICES = ("raise", "skip")
 REPORT_FILE = "prepare_report.json"
+PENDING_ROWS = 4096  # kept label rows buffered before they are summed
 LABEL_NAMES_FILE = "label_names.json"
 _DESCRIPTION_KEY = "label_names: "
 # Files that mark a folder as an earlier output of this converter (and so safe to replace).
-_OUTPUT_MARKERS = (REPORT_FILE, "dataset_dict.json")
+_OUTPUT_MARKERS = (REPORT_FILE, config.DATASETDICT_JSON_FILENAME)
 
 
 class DataFormatError(ValueError):
@@ -52,21 +59,13 @@ class DataFormatError(ValueError):
         where = f"{path}, line {line}" if line is not None else str(path)
         super().__init__(f"{where}: {problem}")
 
+    def __reduce__(self):
+        # Rebuilt from its three fields when a worker process sends it back to the parent.
+        return DataFormatError, (self.path, self.line, self.problem)
+
 
 class HubPushError(RuntimeError):
     """The local dataset is complete but uploading it failed (e.g. offline)."""
-
-
-def features_for(label_names: Sequence[str]) -> Features:
-    """The output schema: one fixed-length float32 label list with an entry per AU."""
-    return Features(
-        {
-            "image": Image(),
-            "labels": List(Value("float32"), length=len(label_names)),
-            "video_id": Value("string"),
-            "frame": Value("int32"),
-        }
-    )
 
 
 def parse_label_cells(
@@ -77,6 +76,10 @@ def parse_label_cells(
         raise DataFormatError(
             path, line, f"expected {len(label_names)} comma-separated values ({','.join(label_names)}), found {len(cells)}"
         )
+    try:
+        return [LABEL_VALUES[cell] for cell in cells]  # fast path: the release writes bare -1/0/1
+    except KeyError:
+        pass
     values = []
     for name, cell in zip(label_names, cells):
         text = cell.strip()
@@ -104,6 +107,8 @@ class SplitCounts:
     subsampled_out: int = 0
     positives: list[int] = field(default_factory=list)
     annotated: list[int] = field(default_factory=list)
+    # Kept label rows not yet added to positives/annotated; summed with numpy every PENDING_ROWS rows.
+    pending: list[Sequence[float]] = field(default_factory=list, repr=False)
 
     def __post_init__(self):
         self.positives = self.positives or [0] * self.num_labels
@@ -111,16 +116,23 @@ class SplitCounts:
 
     def keeps(self, labels: Sequence[float], has_image: bool, frame: int, subsample: int) -> bool:
         """Decide one annotated frame's fate (in this order: unannotated, no image, subsample) and count it."""
-        if all(value == NOT_ANNOTATED for value in labels):
+        if labels.count(NOT_ANNOTATED) == len(labels):
             self.dropped_unannotated += 1
             return False
         if not self.keeps_image(has_image, frame, subsample):
             return False
-        for index, value in enumerate(labels):
-            if value != NOT_ANNOTATED:
-                self.annotated[index] += 1
-                self.positives[index] += value == 1.0
+        self.pending.append(labels)
+        if len(self.pending) >= PENDING_ROWS:
+            self.add_pending()
         return True
+
+    def add_pending(self) -> None:
+        """Fold the pending kept rows into the per-AU positive and annotated counts."""
+        if self.pending:
+            rows = np.asarray(self.pending, dtype=np.float32)  # (pending, num_labels)
+            self.positives = [a + int(b) for a, b in zip(self.positives, (rows == 1.0).sum(axis=0))]
+            self.annotated = [a + int(b) for a, b in zip(self.annotated, (rows != NOT_ANNOTATED).sum(axis=0))]
+            self.pending = []
 
     def keeps_image(self, has_image: bool, frame: int, subsample: int) -> bool:
         """Decide a frame's fate by its image and frame number alone (test frames have no labels) and count it."""
@@ -132,6 +144,15 @@ class SplitCounts:
             return False
         self.frames += 1
         return True
+
+    def merge(self, other: "SplitCounts") -> None:
+        """Add another part's counts (e.g. from a worker process) to these."""
+        self.add_pending()
+        other.add_pending()
+        for key in REPORT_COUNT_KEYS:
+            setattr(self, key, getattr(self, key) + getattr(other, key))
+        self.positives = [a + b for a, b in zip(self.positives, other.positives)]
+        self.annotated = [a + b for a, b in zip(self.annotated, other.annotated)]
 
     def malformed(self, error: DataFormatError, on_error: str) -> None:
         """Raise the error, or count the line as skipped under `on_error="skip"`."""
@@ -147,6 +168,7 @@ class SplitCounts:
 
     def as_report(self, label_names: Sequence[str]) -> dict:
         """JSON-ready summary: counts plus the rate of 1s among annotated entries of kept rows."""
+        self.add_pending()
         rates = {
             name: (self.positives[i] / self.annotated[i] if self.annotated[i] else None) for i, name in enumerate(label_names)
         }
@@ -176,13 +198,6 @@ def check_options(num_proc: int, subsample: int, on_error: str) -> None:
         raise ValueError(f"num_proc must be >= 1, got {num_proc}")
 
 
-def image_example(image_path: str | os.PathLike, relative_path: str, labels: Sequence[float], video_id: str, frame: int) -> dict:
-    """One output row with the image file's bytes embedded unchanged (no decode/re-encode)."""
-    with open(image_path, "rb") as handle:
-        data = handle.read()
-    return {"image": {"bytes": data, "path": relative_path}, "labels": labels, "video_id": video_id, "frame": frame}
-
-
 def describe(label_names: Sequence[str]) -> str:
     """The `DatasetInfo.description` text that carries the AU names (see module docstring)."""
     return f"Facial Action Unit frames converted by modeling_au_mlt.\n{_DESCRIPTION_KEY}{json.dumps(list(label_names))}"
@@ -204,27 +219,10 @@ def label_names_of(dataset: Dataset | DatasetDict) -> list[str]:
     )
 
 
-def build_split(
-    generator: Callable[..., Iterable[dict]], gen_kwargs: dict, features: Features, num_proc: int, cache_dir: Path, split: str
-) -> Dataset:
-    """Stream one split to Arrow; list values in `gen_kwargs` are the shards spread over `num_proc` workers."""
-    shards = next((value for value in gen_kwargs.values() if isinstance(value, list)), [])
-    if not shards:
-        return Dataset.from_dict({name: [] for name in features}, features=features, split=split)
-    return Dataset.from_generator(
-        generator,
-        features=features,
-        gen_kwargs=gen_kwargs,
-        num_proc=min(num_proc, len(shards)) if num_proc > 1 else None,
-        cache_dir=str(cache_dir),
-        split=split,
-    )
-
-
 def write_dataset_dict(
     output_dir: str | os.PathLike,
     split_gen_kwargs: dict[str, dict],
-    generator: Callable[..., Iterable[dict]],
+    generator: Callable[..., Iterable],
     label_names: Sequence[str],
     report: dict,
     num_proc: int = 1,
@@ -235,23 +233,16 @@ def write_dataset_dict(
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.partial-", dir=output_dir.parent))
     try:
-        features = features_for(label_names)
-        splits = DatasetDict(
-            {
-                split: build_split(generator, kwargs, features, num_proc, staging / "cache", split)
-                for split, kwargs in split_gen_kwargs.items()
-            }
-        )
-        for dataset in splits.values():
-            dataset.info.description = describe(label_names)
+        info = DatasetInfo(description=describe(label_names), features=features_for(label_names))
         complete = staging / "dataset"
-        # One process: copying Arrow batches is I/O bound, and save_to_disk(num_proc) would spawn fresh interpreters.
-        # An empty split must still get one (empty) shard: with none, load_from_disk fails on it.
-        empty = {split: 1 for split, dataset in splits.items() if dataset.num_rows == 0}
-        splits.save_to_disk(str(complete), num_shards=empty or None)
+        for split, kwargs in split_gen_kwargs.items():
+            expected = report["splits"][split]["frames"]
+            written = write_split(generator, kwargs, info, num_proc, complete / split, split, expected)
+            if written != expected:
+                raise RuntimeError(f"{split}: wrote {written} rows but counted {expected}; did the source change meanwhile?")
+        (complete / config.DATASETDICT_JSON_FILENAME).write_text(json.dumps({"splits": list(split_gen_kwargs)}))
         (complete / LABEL_NAMES_FILE).write_text(json.dumps(list(label_names)) + "\n")
         (complete / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")
-        del splits
         replace_dir(complete, output_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -303,6 +294,11 @@ def push_dataset_dict(output_dir: str | os.PathLike, repo_id: str) -> None:
     """Upload a finished local copy with `DatasetDict.push_to_hub`; failure keeps the local copy and says so."""
     try:
         load_from_disk(str(output_dir)).push_to_hub(repo_id)
+        # The Hub copy keeps no info.description, so the names and the report travel as files beside it.
+        for sidecar in (LABEL_NAMES_FILE, REPORT_FILE):
+            HfApi().upload_file(
+                path_or_fileobj=str(Path(output_dir) / sidecar), path_in_repo=sidecar, repo_id=repo_id, repo_type="dataset"
+            )
     except Exception as error:  # offline, auth and network errors all end the same way for the user
         offline = " (HF_HUB_OFFLINE is set: no network access)" if os.environ.get("HF_HUB_OFFLINE") in ("1", "true") else ""
         raise HubPushError(
@@ -310,6 +306,15 @@ def push_dataset_dict(output_dir: str | os.PathLike, repo_id: str) -> None:
             f"Upload it later with: python -c \"from datasets import load_from_disk; "
             f"load_from_disk('{output_dir}').push_to_hub('{repo_id}')\""
         ) from error
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    """The command-line options every converter shares (output, parallelism, subsampling, errors, upload)."""
+    parser.add_argument("--output_dir", required=True, help="where the DatasetDict is saved (replaced atomically)")
+    parser.add_argument("--num_proc", type=int, default=1, help="worker processes (parallel over videos)")
+    parser.add_argument("--subsample", type=int, default=1, help="keep every K-th frame of each video")
+    parser.add_argument("--on_error", choices=ON_ERROR_CHOICES, default="raise", help="stop at or skip malformed input")
+    parser.add_argument("--push_to_hub", default=None, help="Hub dataset repo id to upload to after saving")
 
 
 def exit_code(convert: Callable[[], dict]) -> int:

@@ -25,11 +25,12 @@ in the same split), CRLF line endings (15 %) and a trailing blank line (15 %).
 
 For AU `k` of frame `t`, the region in the saved frame's pixels (x right, y down, pixel centres at
 integers) is the union of the polygons `[[a, b], [d, e]] @ p + [c, f]` for every canonical vertex `p`
-(`frame_regions` and `region_masks` do this). Outside it, switching that AU on changes no pixel.
+(`frame_regions` and `region_masks` do this). Outside it, switching that AU on (alone, from the neutral
+face) changes no pixel.
 
-Output is deterministic for a seed: every video draws from `numpy.random.default_rng([seed, index])`,
-independent of worker order, and JPEG encoding is deterministic. The tree is built in a temporary folder
-beside OUT and renamed into place at the end.
+Output is deterministic for a seed: the video plan draws from `numpy.random.default_rng([seed, 0])` and
+video i from `default_rng([seed, 1 + i])`, independent of worker order, and JPEG encoding is
+deterministic. The tree is built in a temporary folder beside OUT and renamed into place at the end.
 """
 
 import json
@@ -62,8 +63,9 @@ def make_synthetic_abaw(output_dir, *, train_videos: int, val_videos: int, frame
     Raises `FileExistsError` if `output_dir` exists and is not empty, unless `overwrite`.
     """
     if min(train_videos, val_videos) < 0 or frames_per_video < 1 or image_size < 32 or num_proc < 1:
-        raise ValueError("expected train_videos, val_videos >= 0, frames_per_video >= 1, image_size >= 32, "
-                         f"num_proc >= 1; got {train_videos}, {val_videos}, {frames_per_video}, {image_size}, {num_proc}")
+        raise ValueError(
+            "expected train_videos, val_videos >= 0, frames_per_video >= 1, image_size >= 32, num_proc >= 1; "
+            f"got {train_videos}, {val_videos}, {frames_per_video}, {image_size}, {num_proc}")
     output = Path(output_dir).resolve()
     if output.exists() and any(output.iterdir()) and not overwrite:
         raise FileExistsError(f"{output}: exists and is not empty (pass overwrite=True / --overwrite to replace it)")
@@ -95,8 +97,8 @@ def video_plan(seed: int, train_videos: int, val_videos: int) -> list[tuple[str,
         made = 0
         while made < count:
             number, used = int(ids[used]), used + 1
-            style = rng.integers(3)
-            base = (f"{number}-30-{_RESOLUTIONS[rng.integers(len(_RESOLUTIONS))]}", f"video{number}", str(number))[style]
+            resolution = _RESOLUTIONS[rng.integers(len(_RESOLUTIONS))]
+            base = (f"{number}-30-{resolution}", f"video{number}", str(number))[rng.integers(3)]
             if count - made >= 2 and rng.random() < QUIRKS["pair"]:
                 plan += [(split, f"{base}_left"), (split, f"{base}_right")]
                 made += 2
@@ -131,7 +133,7 @@ def preview_figure(path, seed: int, identities: int = 3, image_size: int = CANON
     columns = ["neutral", *ABAW_AUS]
     figure, axes = plt.subplots(2 * identities, len(columns), figsize=(1.25 * len(columns), 2.6 * identities))
     for row in range(identities):
-        renderer = FaceRenderer(sample_identity(np.random.default_rng([seed, 1000 + row])), image_size)
+        renderer = FaceRenderer(_identity_with_hair_style(seed, row % 3), image_size)
         neutral, regions = renderer.canonical(np.zeros(len(ABAW_AUS))), au_regions(renderer.identity, image_size)
         for column, name in enumerate(columns):
             intensities = np.eye(len(ABAW_AUS))[column - 1] if column else np.zeros(len(ABAW_AUS))
@@ -139,7 +141,7 @@ def preview_figure(path, seed: int, identities: int = 3, image_size: int = CANON
             axes[2 * row, column].imshow(face)
             axes[2 * row + 1, column].imshow(np.abs(face.astype(int) - neutral).max(-1), cmap="magma", vmin=0, vmax=120)
             for polygon in regions.get(name, []):
-                axes[2 * row + 1, column].add_patch(plt.Polygon(polygon - 0.5, fill=False, color="cyan", lw=0.8))
+                axes[2 * row + 1, column].add_patch(plt.Polygon(polygon, fill=False, color="cyan", lw=0.8))
             if row == 0:
                 axes[0, column].set_title(name, fontsize=10)
     for axis in axes.flat:
@@ -152,6 +154,14 @@ def preview_figure(path, seed: int, identities: int = 3, image_size: int = CANON
     figure.savefig(temp, dpi=110)
     plt.close(figure)
     os.replace(temp, path)
+
+
+def _identity_with_hair_style(seed: int, style: int):
+    """The first identity of the preview's random stream that wears `style` (so the rows differ)."""
+    rng = np.random.default_rng([seed, 1000 + style])
+    while (identity := sample_identity(rng)).hair_style != style:
+        pass
+    return identity
 
 
 def _write_video(task: tuple) -> dict:
@@ -179,9 +189,9 @@ def _write_video(task: tuple) -> dict:
     label_file = Path(root) / "AU_Detection_Challenge" / split / f"{name}.txt"
     label_file.parent.mkdir(parents=True, exist_ok=True)
     label_file.write_bytes(text.encode())
+    regions = au_regions(renderer.identity, image_size)
     return {"split": split, "name": name, "rows": rows, "has_image": has_image[:n_frames], "extra": extra,
-            "regions": {k: [np.round(p, 2).tolist() for p in v] for k, v in au_regions(renderer.identity, image_size).items()},
-            "affines": affines}
+            "regions": {k: [np.round(p, 2).tolist() for p in v] for k, v in regions.items()}, "affines": affines}
 
 
 def _quirky_rows(rng: np.random.Generator, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -217,7 +227,8 @@ def _summary(results: list[dict], output: Path, seed: int, image_size: int, seco
             "dropped_unannotated": int(unannotated.sum()), "dropped_missing_image": int((~has_image).sum()),
             "unlabelled_images": int(sum(r["extra"] for r in mine)),
             "partially_unannotated_rows": int(((rows == -1).any(axis=1) & ~unannotated).sum()),
-            "positive_rate": {name: float((kept[:, k] == 1).sum() / max(annotated[k], 1)) for k, name in enumerate(ABAW_AUS)},
+            "positive_rate": {name: float((kept[:, k] == 1).sum() / max(annotated[k], 1))
+                              for k, name in enumerate(ABAW_AUS)},
         }
     images = sum(len(r["affines"]) for r in results)
     return {"output_dir": str(output), "seed": seed, "image_size": image_size, "splits": splits, "images": images,
@@ -226,7 +237,8 @@ def _summary(results: list[dict], output: Path, seed: int, image_size: int, seco
 
 def _regions_document(results: list[dict], image_size: int) -> dict:
     return {"format": "au-regions/1", "image_size": image_size, "aus": list(ABAW_AUS),
-            "videos": {r["name"]: {"split": r["split"], "regions": r["regions"], "affines": r["affines"]} for r in results}}
+            "videos": {r["name"]: {"split": r["split"], "regions": r["regions"], "affines": r["affines"]}
+                       for r in results}}
 
 
 def _write_json(path: Path, document: dict) -> None:

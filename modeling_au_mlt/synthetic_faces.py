@@ -19,12 +19,12 @@ of the full effect); an inactive AU (a = 0) draws nothing. What each AU draws at
 - AU7 lid tightener: upper lids drop and lower lids rise: the eye opening narrows to about 45 %.
 - AU10 upper lip raiser: the upper lip rises 3.5 px showing the upper teeth, nostrils widen and rise,
   nasolabial folds run from the nose wings to beside the mouth corners.
-- AU12 lip corner puller: the outer 65 % of the lips bend so the corners rise 6 px and move out 2 px;
+- AU12 lip corner puller: the outer 65 % of the lips bend so the corners rise 7 px and move out 2 px;
   a smile crease beside each corner.
-- AU15 lip corner depressor: the corners drop 5 px; a crease runs down from each corner.
-- AU23 lip tightener: the mouth narrows by 25 %, the lips thin by half, vertical lip wrinkles.
-- AU24 lip presser: the lips flatten to 30 % of their height (pressed into a line), dark seam, bulge
-  shadows above the upper and below the lower lip.
+- AU15 lip corner depressor: the corners drop 6 px; a crease runs down from each corner.
+- AU23 lip tightener: the mouth narrows by 30 %, the lips thin by half and darken, vertical lip wrinkles.
+- AU24 lip presser: the lips flatten to 30 % of their height and pale (pressed into a line), a thick dark
+  seam, bulge shadows above the upper and below the lower lip.
 - AU25 lips part: the lips part by 6 px showing the upper teeth.
 - AU26 jaw drop: the lower lip drops 8 px opening a dark mouth cavity, and the chin drops 5 px.
 
@@ -42,7 +42,6 @@ from .synthetic_features import arc, draw_features
 
 CANONICAL_SIZE = 112
 MIN_STRENGTH = 0.3  # drawing strength of an AU at intensity -> 0+; strength is 1 at intensity 1
-_AU = {name: index for index, name in enumerate(ABAW_AUS)}
 _SHIFT = 4  # OpenCV fixed-point bits: coordinates are drawn with 1/16 px precision
 _HAIR = ((30, 25, 22), (60, 40, 28), (105, 70, 45), (190, 160, 105), (140, 70, 40), (150, 150, 150))
 _IRIS = ((90, 60, 35), (70, 110, 150), (80, 110, 70), (45, 30, 20))
@@ -230,7 +229,8 @@ class FaceRenderer:
         """
         t = np.arange(n_frames)[:, None]
         waves = np.sin(2 * np.pi * t / rng.uniform(40, 120, 4) + rng.uniform(0, 2 * np.pi, 4))  # (n_frames, 4)
-        pose = waves * rng.uniform(0, 1, 4) * (5.0, 0.04, 3.0, 3.0) + rng.normal(0, 1, (n_frames, 4)) * (0.3, 0.003, 0.2, 0.2)
+        jitter = rng.normal(0, 1, (n_frames, 4)) * (0.3, 0.003, 0.2, 0.2)
+        pose = waves * rng.uniform(0, 1, 4) * (5.0, 0.04, 3.0, 3.0) + jitter  # angle, scale - 1, dx, dy
         gain = rng.uniform(0.85, 1.15) + 0.03 * np.sin(2 * np.pi * t[:, 0] / rng.uniform(60, 200) + rng.uniform(0, 6.3))
         slope, light_dir = rng.uniform(-0.25, 0.25), rng.uniform(0, 2 * np.pi)
         noise, quality = rng.uniform(1.0, 4.0, n_frames), rng.integers(75, 96, n_frames)

@@ -154,15 +154,16 @@ def _mouth(canvas, pen, f: dict) -> None:
     i = pen.identity
     u = _MOUTH_U
     corner = np.clip((np.abs(u) - 0.35) / 0.65, 0, 1) ** 1.5
-    x = i.cx + u * i.mouth_hw * (1 - 0.25 * f["AU23"]) + np.sign(u) * 2.0 * f["AU12"] * corner
-    line = i.mouth_y + i.mouth_curve * u**2 + (5.0 * f["AU15"] - 6.0 * f["AU12"]) * corner
+    x = i.cx + u * i.mouth_hw * (1 - 0.3 * f["AU23"]) + np.sign(u) * 2.0 * f["AU12"] * corner
+    line = i.mouth_y + i.mouth_curve * u**2 + (6.0 * f["AU15"] - 7.0 * f["AU12"]) * corner
     thin = (1 - 0.5 * f["AU23"]) * (1 - 0.7 * f["AU24"])
     middle = (1 - u**2) ** 0.8
     up_in = line - (2.5 * f["AU25"] + 3.5 * f["AU10"]) * middle
     up_out = up_in - i.lip_up * thin * (1 - u**2) ** 0.6 * (1 - 0.3 * np.exp(-((u / 0.18) ** 2)))
     lo_in = line + (3.5 * f["AU25"] + 8.0 * f["AU26"]) * middle
     lo_out = lo_in + i.lip_low * thin * (1 - u**2) ** 0.6
-    lip = _darker(i.lip, f["AU23"], 0.25) if f["AU23"] > 0 else i.lip
+    lip = _darker(i.lip, f["AU23"], 0.35) if f["AU23"] > 0 else i.lip
+    lip = tuple(c + 0.45 * f["AU24"] * (0.9 * k - c) for c, k in zip(lip, i.skin))  # pressed lips pale
     if np.max(lo_in - up_in) > 0.05:
         pen.fill(canvas, np.concatenate([_xy(x, up_in), _xy(x, lo_in)[::-1]]), _CAVITY)
         teeth = np.minimum(up_in + (3.0 * f["AU25"] + 2.5 * f["AU10"]) * np.sqrt(1 - u**2), lo_in)
@@ -171,7 +172,7 @@ def _mouth(canvas, pen, f: dict) -> None:
     pen.fill(canvas, np.concatenate([_xy(x, up_out), _xy(x, up_in)[::-1]]), tuple(0.88 * c for c in lip))
     pen.fill(canvas, np.concatenate([_xy(x, lo_in), _xy(x, lo_out)[::-1]]), lip)
     if np.max(lo_in - up_in) <= 0.05:
-        pen.polyline(canvas, _xy(x, up_in), _darker(lip, 0.5 + 0.5 * f["AU24"], 0.6), 1.0 + f["AU24"])
+        pen.polyline(canvas, _xy(x, up_in), _darker(lip, 0.5 + 0.5 * f["AU24"], 0.6), 1.0 + 2.2 * f["AU24"])
     _mouth_lines(canvas, pen, f, x, line, up_in, up_out, lo_in, lo_out)
 
 
@@ -188,12 +189,12 @@ def _mouth_lines(canvas, pen, f: dict, x, line, up_in, up_out, lo_in, lo_out) ->
             pen.polyline(canvas, crease, _darker(skin, f["AU15"], 0.5), 1.2)
     if f["AU23"] > 0:
         for k in (5, 8, 12, 15):  # u = -0.5, -0.2, 0.2, 0.5
-            color = _darker(pen.identity.lip, f["AU23"], 0.5)
+            color = _darker(pen.identity.lip, f["AU23"], 0.65)
             pen.polyline(canvas, np.array([[x[k], up_out[k] + 0.3], [x[k], up_in[k] - 0.2]]), color, 0.8)
             pen.polyline(canvas, np.array([[x[k], lo_in[k] + 0.2], [x[k], lo_out[k] - 0.3]]), color, 0.8)
     if f["AU24"] > 0:
         inner = slice(4, 17)  # |u| <= 0.6
         dome = 0.6 * (1 - _DISC**2)
-        shade = _darker(skin, f["AU24"], 0.35)
-        pen.polyline(canvas, _xy(x[inner], up_out[inner] - 2.2 - dome), shade, 1.0)
-        pen.polyline(canvas, _xy(x[inner], lo_out[inner] + 2.2 + dome), shade, 1.0)
+        shade = _darker(skin, f["AU24"], 0.55)
+        pen.polyline(canvas, _xy(x[inner], up_out[inner] - 2.2 - dome), shade, 1.3)
+        pen.polyline(canvas, _xy(x[inner], lo_out[inner] + 2.2 + dome), shade, 1.3)

@@ -25,12 +25,12 @@ from typing import Iterator, Sequence
 
 from tqdm.auto import tqdm
 
+from .arrow_shards import ImageRow, image_row
 from .conversion import (
     DataFormatError,
     SplitCounts,
     check_options,
     finish,
-    image_example,
     make_report,
     parse_label_cells,
     write_dataset_dict,
@@ -202,8 +202,8 @@ def plan(layout: CsvLayout, subsample: int, on_error: str) -> tuple[dict[str, Sp
 
 def generate_examples(
     row_ranges: list[tuple[int, int]], layout: CsvLayout, split: str, video_split: tuple[tuple[str, str], ...], subsample: int
-) -> Iterator[dict]:
-    """`Dataset.from_generator` body: kept rows of `split` whose data-row index lies in `row_ranges`."""
+) -> Iterator[ImageRow]:
+    """Shard body for `arrow_shards.write_split`: kept rows of `split` whose data-row index lies in `row_ranges`."""
     owner = dict(video_split)
     counts = SplitCounts(len(layout.label_names))
     for start, stop in row_ranges:
@@ -219,7 +219,7 @@ def generate_examples(
             if row.split == split and owner[row.video] == split and counts.keeps(
                 row.labels, has_image(layout, row.image), row.frame, subsample
             ):
-                yield image_example(os.path.join(layout.image_root, row.image), row.image, row.labels, row.video, row.frame)
+                yield image_row(os.path.join(layout.image_root, row.image), row.image, row.labels, row.video, row.frame)
 
 
 def row_ranges(total: int, parts: int) -> list[tuple[int, int]]:
@@ -247,6 +247,8 @@ def prepare_csv(
     check_options(num_proc, subsample, on_error)
     layout = read_layout(csv_path, image_root, image_column, label_columns, split_column, video_column, frame_column)
     counts, video_split, total, unplaced = plan(layout, subsample, on_error)
+    if not counts:
+        raise DataFormatError(csv_path, None, "no data rows after the header")
     report = make_report(
         layout.label_names, counts, source="csv", csv_path=str(csv_path), image_root=layout.image_root,
         subsample=subsample, on_error=on_error, malformed_lines_without_split=unplaced,

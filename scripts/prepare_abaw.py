@@ -8,18 +8,14 @@ import argparse
 import sys
 
 from modeling_au_mlt.abaw import prepare_abaw
-from modeling_au_mlt.conversion import ON_ERROR_CHOICES, exit_code
+from modeling_au_mlt.conversion import add_common_arguments, exit_code
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images_dir", required=True, help="cropped_aligned/ folder: <video>/<frame:05d>.jpg")
     parser.add_argument("--annotations_dir", required=True, help="folder holding Train_Set/ and Validation_Set/")
-    parser.add_argument("--output_dir", required=True, help="where the DatasetDict is saved (replaced atomically)")
-    parser.add_argument("--num_proc", type=int, default=1, help="worker processes, parallel over videos")
-    parser.add_argument("--subsample", type=int, default=1, help="keep every K-th frame of each video")
-    parser.add_argument("--on_error", choices=ON_ERROR_CHOICES, default="raise", help="stop at or skip malformed input")
-    parser.add_argument("--push_to_hub", default=None, help="Hub dataset repo id to upload to after saving")
+    add_common_arguments(parser)
     parser.add_argument("--test_list", default=None, help="text file of test video names, one a line -> split 'test'")
     return parser.parse_args(argv)
 

@@ -8,24 +8,20 @@ python scripts/prepare_csv.py --csv FRAMES.csv --output_dir OUT [--image_root DI
 import argparse
 import sys
 
-from modeling_au_mlt.conversion import ON_ERROR_CHOICES, exit_code
+from modeling_au_mlt.conversion import add_common_arguments, exit_code
 from modeling_au_mlt.tabular import prepare_csv
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--csv", required=True, help="CSV with a header row, one row per frame")
-    parser.add_argument("--output_dir", required=True, help="where the DatasetDict is saved (replaced atomically)")
     parser.add_argument("--image_root", default=None, help="folder relative image paths start from (default: the CSV's)")
     parser.add_argument("--image_column", default="image", help="column holding each frame's image path")
     parser.add_argument("--label_columns", default=None, help="comma-separated AU columns (default: every AU<n> column)")
     parser.add_argument("--split_column", default=None, help="column naming each row's split (default: all train)")
     parser.add_argument("--video_column", default=None, help="column naming each row's video (default: image folder)")
     parser.add_argument("--frame_column", default=None, help="column with frame numbers (default: from the file name)")
-    parser.add_argument("--num_proc", type=int, default=1, help="worker processes")
-    parser.add_argument("--subsample", type=int, default=1, help="keep every K-th frame of each video")
-    parser.add_argument("--on_error", choices=ON_ERROR_CHOICES, default="raise", help="stop at or skip malformed rows")
-    parser.add_argument("--push_to_hub", default=None, help="Hub dataset repo id to upload to after saving")
+    add_common_arguments(parser)
     return parser.parse_args(argv)
 
 

@@ -175,6 +175,15 @@ def test_malformed_line_names_file_and_line_and_writes_nothing(tree, case):
     assert_no_output(out)
 
 
+def test_error_found_in_a_worker_process_is_the_same(tree):
+    images, annotations, out = tree
+    label_file = annotations / "Validation_Set" / "vid3.txt"
+    replace_line(label_file, 4, "1,0,0,0,0,0,0,0,0,0,0,7")
+    with pytest.raises(DataFormatError, match=f"^{label_file}, line 4: value '7' for AU26"):
+        prepare_abaw(images, annotations, out, num_proc=2)
+    assert_no_output(out)
+
+
 def test_video_in_two_splits_is_an_error(tree):
     images, annotations, out = tree
     duplicate = annotations / "Validation_Set" / "vid1.txt"
@@ -213,8 +222,8 @@ def test_failure_while_writing_leaves_earlier_output_untouched(tree, monkeypatch
             raise OSError("disk went away")
         return real_example(*args)
 
-    real_example = abaw.image_example
-    monkeypatch.setattr(abaw, "image_example", failing_example)
+    real_example = abaw.image_row
+    monkeypatch.setattr(abaw, "image_row", failing_example)
     with pytest.raises(Exception) as raised:
         prepare_abaw(images, annotations, out)
     assert "disk went away" in repr(raised.value) + repr(raised.value.__cause__)

@@ -1,6 +1,7 @@
 """Shared converter machinery: label parsing, counting rules, atomic DatasetDict writing, names, report, push."""
 
 import json
+import pickle
 import re
 from pathlib import Path
 
@@ -10,14 +11,13 @@ from datasets import Dataset, DatasetDict, Features, load_from_disk
 from PIL import Image
 from test_abaw import write_jpeg
 
+from modeling_au_mlt.arrow_shards import features_for, image_row
 from modeling_au_mlt.conversion import (
     DataFormatError,
     HubPushError,
     SplitCounts,
     check_options,
     describe,
-    features_for,
-    image_example,
     label_names_of,
     make_report,
     parse_label_cells,
@@ -54,6 +54,18 @@ def test_counting_rules_and_positive_rate():
     assert SplitCounts(1).as_report(["AU9"])["positive_rate"] == {"AU9": None}
 
 
+def test_merged_counts_equal_counting_in_one_pass():
+    rng = np.random.default_rng(0)
+    rows = [([float(v) for v in rng.integers(-1, 2, size=3)], bool(rng.random() < 0.9), frame) for frame in range(1, 301)]
+    whole, first, second = SplitCounts(3), SplitCounts(3), SplitCounts(3)
+    for number, (labels, image, frame) in enumerate(rows):
+        whole.keeps(labels, image, frame, 3)
+        (first if number < 120 else second).keeps(labels, image, frame, 3)
+    first.merge(second)
+    assert first.as_report(NAMES) == whole.as_report(NAMES)
+    assert pickle.loads(pickle.dumps(DataFormatError("a.txt", 3, "bad"))).args == ("a.txt, line 3: bad",)
+
+
 def test_on_error_policy():
     counts, error = SplitCounts(3), DataFormatError("a.txt", 3, "bad")
     with pytest.raises(DataFormatError, match="a.txt, line 3: bad"):
@@ -84,7 +96,7 @@ def rows_from(paths: list[str], frame_offset: int = 1):
     """Generator body: one row per image `<seed>.jpg`, frame = offset + seed (shards see parts of `paths`)."""
     for path in paths:
         seed = int(Path(path).stem)
-        yield image_example(path, f"v/{seed}.jpg", [1.0, -1.0, 0.0], "v", frame_offset + seed)
+        yield image_row(path, f"v/{seed}.jpg", [1.0, -1.0, 0.0], "v", frame_offset + seed)
 
 
 def test_write_dataset_dict_embeds_bytes_keeps_names_and_allows_empty_splits(tmp_path):
@@ -94,14 +106,15 @@ def test_write_dataset_dict_embeds_bytes_keeps_names_and_allows_empty_splits(tmp
         write_jpeg(tmp_path / f"{seed}.jpg", seed)
     out = tmp_path / "out"
     kwargs = {"train": {"paths": paths, "frame_offset": 1}, "validation": {"paths": [], "frame_offset": 1}}
-    write_dataset_dict(out, kwargs, rows_from, NAMES, {"note": "x"}, num_proc=2)
+    report = make_report(NAMES, {"train": SplitCounts(3, frames=3), "validation": SplitCounts(3)}, note="x")
+    write_dataset_dict(out, kwargs, rows_from, NAMES, report, num_proc=2)
     originals = [np.asarray(Image.open(path).convert("RGB")) for path in paths]
     for path in paths:
         (tmp_path / path).unlink()  # the output must not need the source images any more
     dataset = load_from_disk(str(out))
     assert len(dataset["validation"]) == 0 and dataset["validation"].features == features_for(NAMES)
     assert dataset["train"]["frame"] == [1, 2, 3] and dataset["train"]["labels"][0] == [1.0, -1.0, 0.0]
-    assert json.loads((out / "prepare_report.json").read_text()) == {"note": "x"}
+    assert json.loads((out / "prepare_report.json").read_text()) == report
     assert json.loads((out / "label_names.json").read_text()) == NAMES
     assert label_names_of(dataset) == NAMES and label_names_of(dataset["validation"]) == NAMES
     assert label_names_of(dataset["train"].select([1]).map(lambda row: row)) == NAMES
@@ -125,14 +138,28 @@ def test_failed_generation_leaves_nothing_and_foreign_folders_are_kept(tmp_path)
 
     out = tmp_path / "out"
     with pytest.raises(Exception) as raised:
-        write_dataset_dict(out, {"train": {"shards": [1, 2]}}, broken, NAMES, {})
+        write_dataset_dict(out, {"train": {"shards": [1, 2]}}, broken, NAMES, make_report(NAMES, {"train": SplitCounts(3)}))
     assert "source vanished" in repr(raised.value) + repr(raised.value.__cause__)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_push_offline_names_the_complete_local_copy(tmp_path):
     out = tmp_path / "out"
-    write_dataset_dict(out, {"train": {"paths": []}}, rows_from, NAMES, {})
+    write_dataset_dict(out, {"train": {"paths": []}}, rows_from, NAMES, make_report(NAMES, {"train": SplitCounts(3)}))
     with pytest.raises(HubPushError, match=f"complete at {out}, but pushing it to me/frames failed"):
         push_dataset_dict(out, "me/frames")
     assert load_from_disk(str(out))["train"].num_rows == 0
+
+
+def test_split_metadata_matches_what_save_to_disk_writes(tmp_path):
+    """Shards are written in place of save_to_disk; its metadata files must carry the same fields."""
+    out = tmp_path / "ours"
+    write_jpeg(tmp_path / "0.jpg", 0)
+    report = make_report(NAMES, {"train": SplitCounts(3, frames=1)})
+    write_dataset_dict(out, {"train": {"paths": [str(tmp_path / "0.jpg")]}}, rows_from, NAMES, report)
+    load_from_disk(str(out)).save_to_disk(str(tmp_path / "theirs"))
+    for name in ("state.json", "dataset_info.json"):
+        ours = json.loads((out / "train" / name).read_text())
+        theirs = json.loads((tmp_path / "theirs" / "train" / name).read_text())
+        assert sorted(ours) == sorted(theirs)
+    assert json.loads((out / "dataset_dict.json").read_text()) == json.loads((tmp_path / "theirs" / "dataset_dict.json").read_text())

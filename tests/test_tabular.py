@@ -134,6 +134,14 @@ def test_missing_column_is_named(tmp_path):
         prepare_csv(csv_path, tmp_path / "out", image_column="path")
 
 
+def test_header_only_csv_is_an_error(tmp_path):
+    csv_path = tmp_path / "labels.csv"
+    csv_path.write_text("image,AU1\n\n")
+    with pytest.raises(DataFormatError, match="no data rows"):
+        prepare_csv(csv_path, tmp_path / "out")
+    assert_no_output(tmp_path / "out")
+
+
 def test_skip_counts_malformed_rows(tmp_path):
     csv_path = write_csv(tmp_path, extra_lines={2: "S001/T1/0001.jpg,train,9,0,1,S001", 8: "S001/T1/0009.jpg,validation,1,0,1,S001",
                                                  5: "S001/T1/0004.jpg,,1,1,1,S001"})

@@ -1,0 +1,317 @@
+"""Training orchestration behind `scripts/train.py`: build, train, evaluate, tune and write a Hub-ready folder.
+
+`run(model_args, data_args, training_args)` loads an AU dataset (a converted folder, a Hub dataset, or with no
+dataset argument the embedded synthetic ABAW job, generated and converted once into a cache), builds AU-MLT
+(from a pretrained ViT or a ViT-Ti/S/B-sized random encoder), trains it with `AUMLTTrainer`, scores the
+validation split with the ABAW metric at 0.5 and at tuned per-AU thresholds (after a per-video moving
+average when the split has videos), stores the tuned values in the config and writes the model folder with
+its model card. Argument dataclasses and their parsing live in `training_args.py`.
+"""
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from datasets import DatasetDict, load_dataset, load_from_disk
+from transformers import set_seed
+
+from . import ABAW_AUS, AUMLTConfig, AUMLTModel
+from .conversion import label_names_of
+from .evaluation import au_scores, make_compute_metrics, smooth_probabilities, tune_smoothing_window, tune_thresholds
+from .hub import image_processor_for, save_for_hub
+from .model_card import render_model_card, results_table, training_summary
+from .publish import push_model_folder
+from .trainer import AUMLTTrainer, loss_weight_report, training_labels
+from .training_args import VISION_PRESETS, DataArguments, ModelArguments
+from .transforms import (
+    KEY_COLUMN,
+    AugmentationConfig,
+    AugmentationEpochCallback,
+    AUCollator,
+    EpochState,
+    EvalTransform,
+    TrainTransform,
+)
+
+logger = logging.getLogger(__name__)
+
+LOSS_WEIGHTS_FILE = "loss_weights.json"
+EVAL_RESULTS_FILE = "eval_results.json"
+SYNTHETIC_SOURCES = ("synthetic*.py", "abaw.py", "conversion.py")  # code whose change invalidates the cache
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write `text` through a temporary file renamed into place."""
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(handle, "w") as file:
+        file.write(text)
+    os.chmod(temporary, 0o644)  # mkstemp creates owner-only files
+    os.replace(temporary, path)
+
+
+def write_json_atomic(path: Path, content: dict) -> None:
+    """Write `content` as indented JSON, atomically."""
+    write_text_atomic(path, json.dumps(content, indent=2) + "\n")
+
+
+def synthetic_cache_key(data_args: DataArguments) -> str:
+    """Key of the synthetic data: the generator parameters and the generator and converter source code."""
+    parameters = {
+        "train_videos": data_args.synthetic_train_videos,
+        "val_videos": data_args.synthetic_val_videos,
+        "frames_per_video": data_args.synthetic_frames_per_video,
+        "image_size": data_args.synthetic_image_size,
+        "seed": data_args.synthetic_seed,
+    }
+    digest = hashlib.sha256(json.dumps(parameters, sort_keys=True).encode())
+    for pattern in SYNTHETIC_SOURCES:
+        for source in sorted(Path(__file__).parent.glob(pattern)):
+            digest.update(source.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def synthetic_dataset_dir(data_args: DataArguments) -> Path:
+    """The converted synthetic ABAW DatasetDict, generated and converted on first use and cached by key."""
+    from .abaw import prepare_abaw
+    from .synthetic import make_synthetic_abaw
+
+    cache = Path(data_args.cache_dir or Path.home() / ".cache" / "au_mlt").expanduser()
+    final = cache / f"synthetic-abaw-{synthetic_cache_key(data_args)}"
+    if (final / "dataset").is_dir():
+        logger.info("synthetic ABAW data from the cache %s", final)
+        return final / "dataset"
+    cache.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-", dir=cache))
+    try:
+        make_synthetic_abaw(
+            staging / "tree",
+            train_videos=data_args.synthetic_train_videos,
+            val_videos=data_args.synthetic_val_videos,
+            frames_per_video=data_args.synthetic_frames_per_video,
+            seed=data_args.synthetic_seed,
+            image_size=data_args.synthetic_image_size,
+        )
+        prepare_abaw(staging / "tree" / "cropped_aligned", staging / "tree" / "AU_Detection_Challenge", staging / "dataset")
+        shutil.rmtree(staging / "tree")  # the images now live in the dataset's Arrow files
+        if not final.exists():  # another process may have finished the same data meanwhile
+            os.replace(staging, final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return final / "dataset"
+
+
+def load_splits(data_args: DataArguments, training_args) -> DatasetDict:
+    """The train and evaluation splits named by `data_args`, subsampled and capped as asked."""
+    if data_args.dataset_dir:
+        splits = load_from_disk(data_args.dataset_dir)
+        source = data_args.dataset_dir
+    elif data_args.dataset_name:
+        splits = load_dataset(data_args.dataset_name, data_args.dataset_config_name)
+        source = data_args.dataset_name
+    else:
+        with training_args.main_process_first(desc="synthetic ABAW data"):
+            source = str(synthetic_dataset_dir(data_args))
+        splits = load_from_disk(source)
+    if not isinstance(splits, DatasetDict):
+        raise ValueError(f"{source}: expected a DatasetDict with splits, found a single {type(splits).__name__}")
+    for split in (data_args.train_split, data_args.eval_split):
+        if split not in splits:
+            raise ValueError(f"{source}: no split {split!r}; it has {sorted(splits)} (see --train_split/--eval_split)")
+        missing = {"image", "labels"} - set(splits[split].column_names)
+        if missing:
+            raise ValueError(f"{source} split {split!r}: missing columns {sorted(missing)}; it has {splits[split].column_names}")
+    train, evaluation = splits[data_args.train_split], splits[data_args.eval_split]
+    train = train.select(range(0, len(train), data_args.subsample))
+    if data_args.max_train_samples is not None:
+        train = train.select(range(min(data_args.max_train_samples, len(train))))
+    if data_args.max_eval_samples is not None:
+        evaluation = evaluation.select(range(min(data_args.max_eval_samples, len(evaluation))))
+    if not ({"video_id", "frame"} <= set(train.column_names) or KEY_COLUMN in train.column_names):
+        # Augmentation draws are keyed per sample; rows without video/frame get their index as key.
+        train = train.add_column(KEY_COLUMN, np.arange(len(train), dtype=np.int64))
+    logger.info("data from %s: %d training rows, %d evaluation rows", source, len(train), len(evaluation))
+    return DatasetDict({"train": train, "eval": evaluation})
+
+
+def dataset_label_names(train, data_args: DataArguments) -> list[str]:
+    """AU names of the dataset: `--au_names`, the converter's metadata, or the 12 ABAW AUs."""
+    width = len(train[0]["labels"]) if len(train) else 0
+    if data_args.au_names:
+        names = list(data_args.au_names)
+    else:
+        try:
+            names = label_names_of(train)
+        except ValueError:
+            if width != len(ABAW_AUS):
+                raise ValueError(
+                    f"the dataset carries no AU names and its labels hold {width} values; pass --au_names"
+                ) from None
+            names = list(ABAW_AUS)
+    if width and len(names) != width:
+        raise ValueError(f"--au_names gives {len(names)} names but the dataset's labels hold {width} values")
+    return names
+
+
+def build_model(model_args: ModelArguments, label_names: list[str], image_size: int | None) -> AUMLTModel:
+    """AU-MLT from a pretrained ViT (`--encoder_name_or_path`) or a randomly initialised preset."""
+    decoder = {
+        "decoder_hidden_size": model_args.decoder_hidden_size,
+        "decoder_layers": model_args.decoder_layers,
+        "decoder_attention_heads": model_args.decoder_attention_heads,
+        "decoder_ffn_dim": model_args.decoder_ffn_dim,
+        "decoder_dropout": model_args.decoder_dropout,
+        "label_self_attention": model_args.label_self_attention,
+        "head_type": model_args.head_type,
+        "id2label": dict(enumerate(label_names)),
+    }
+    if model_args.encoder_name_or_path:
+        model = AUMLTModel.from_encoder_pretrained(model_args.encoder_name_or_path, **decoder)
+        encoder_size = model.config.vision_config.image_size
+        if image_size is not None and image_size != encoder_size:
+            raise ValueError(f"--image_size {image_size} differs from the pretrained encoder's {encoder_size}")
+        return model
+    vision = dict(VISION_PRESETS[model_args.vision_preset], image_size=image_size or 112)
+    vision["patch_size"] = model_args.patch_size
+    if model_args.vision_num_hidden_layers is not None:
+        vision["num_hidden_layers"] = model_args.vision_num_hidden_layers
+    if model_args.vision_hidden_size is not None:
+        if model_args.vision_hidden_size % 64:
+            raise ValueError(f"--vision_hidden_size {model_args.vision_hidden_size}: expected a multiple of 64")
+        width = model_args.vision_hidden_size
+        vision.update(hidden_size=width, num_attention_heads=width // 64, intermediate_size=4 * width)
+    return AUMLTModel(AUMLTConfig(vision_config=vision, **decoder))
+
+
+def augmentation_config(data_args: DataArguments) -> AugmentationConfig:
+    """The augmentation switches of `data_args`."""
+    return AugmentationConfig(
+        enabled=data_args.augment,
+        scale_min=data_args.scale_min,
+        max_rotation=data_args.max_rotation,
+        flip_probability=data_args.flip_probability,
+        color_jitter=data_args.color_jitter,
+        mixup_alpha=data_args.mixup_alpha,
+        label_smoothing=data_args.label_smoothing,
+    )
+
+
+def build_trainer(model, splits: DatasetDict, label_names, data_args, training_args) -> AUMLTTrainer:
+    """An `AUMLTTrainer` over transformed splits, with the loss weights of the training labels."""
+    if training_args.dataloader_persistent_workers and data_args.augment:
+        raise ValueError("--dataloader_persistent_workers keeps stale epochs in the augmentation; leave it off")
+    image_processor = image_processor_for(model.config)
+    epoch_state = EpochState()
+    config = augmentation_config(data_args)
+    weights, report = loss_weight_report(training_labels(splits["train"]), label_names, training_args.loss_weighting)
+    logger.info("per-AU loss weights (%s): %s", report["scheme"], report["weights"])
+    if training_args.should_save:
+        Path(training_args.output_dir).mkdir(parents=True, exist_ok=True)
+        write_json_atomic(Path(training_args.output_dir) / LOSS_WEIGHTS_FILE, report)
+    return AUMLTTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=splits["train"].with_transform(TrainTransform(image_processor, config, training_args.seed, epoch_state)),
+        eval_dataset=splits["eval"].with_transform(EvalTransform(image_processor)),
+        data_collator=AUCollator(config.mixup_alpha, training_args.seed, epoch_state),
+        compute_metrics=make_compute_metrics(label_names),
+        callbacks=[AugmentationEpochCallback(epoch_state)],
+        loss_weights=None if training_args.loss_weighting == "none" else weights,
+        loss_weighting=training_args.loss_weighting,
+        dice_weight=training_args.dice_weight,
+    )
+
+
+def tuned_results(trainer: AUMLTTrainer, evaluation, label_names: list[str], tune: bool) -> dict:
+    """Validation scores at 0.5 (`eval_*`) and, when `tune`, at tuned thresholds and window (`tuned_*`).
+
+    `evaluation` is the untransformed evaluation split, read for its `video_id` and `frame` columns.
+    """
+    prediction = trainer.predict(trainer.eval_dataset, metric_key_prefix="eval")
+    trainer.log(prediction.metrics)
+    probs = 1.0 / (1.0 + np.exp(-prediction.predictions.astype(np.float64)))  # (N, L)
+    labels = prediction.label_ids
+    # Precision and recall at 0.5 complete the Trainer's pooled F1 (the same counts, so the same F1).
+    at_half = {f"eval_{key}": value for key, value in au_scores(probs, labels, None, label_names).items()}
+    results = {"eval": {**prediction.metrics, **at_half}, "thresholds": None, "smoothing_window": None}
+    if not tune:
+        return results
+    window, video_ids, frames = None, None, None
+    if {"video_id", "frame"} <= set(evaluation.column_names):
+        video_ids, frames = list(evaluation["video_id"]), list(evaluation["frame"])
+        window = tune_smoothing_window(probs, labels, video_ids, frames=frames)
+    smoothed = smooth_probabilities(probs, video_ids, window, frames) if window else probs
+    thresholds = tune_thresholds(smoothed, labels)
+    tuned = au_scores(smoothed, labels, thresholds, label_names)
+    results.update(
+        thresholds=thresholds, smoothing_window=window, tuned={f"tuned_{key}": value for key, value in tuned.items()}
+    )
+    return results
+
+
+def eval_results_content(results: dict, label_names: list[str], dataset: str, split: str) -> dict:
+    """`eval_results.json`: the Trainer's `eval_*` metrics (0.5), `tuned_*` scores and the tuned settings."""
+    content = {"dataset": dataset, "split": split, **results["eval"], **results.get("tuned", {})}
+    if results["thresholds"] is not None:
+        content["thresholds"] = dict(zip(label_names, results["thresholds"]))
+    content["smoothing_window"] = results["smoothing_window"]
+    return content
+
+
+def write_hub_folder(trainer: AUMLTTrainer, output_dir: Path, card: str, eval_results: dict) -> None:
+    """Model folder (`save_for_hub`, atomic), then `eval_results.json` and `README.md`, then the trainer state.
+
+    An earlier run's card and results are removed first: a folder with a card is always a finished one.
+    """
+    for name in ("README.md", EVAL_RESULTS_FILE):
+        (output_dir / name).unlink(missing_ok=True)
+    save_for_hub(trainer.model, output_dir)
+    write_json_atomic(output_dir / EVAL_RESULTS_FILE, eval_results)
+    write_text_atomic(output_dir / "README.md", card)
+    trainer.save_state()
+
+
+def dataset_description(data_args: DataArguments) -> dict:
+    """Name and kind of the training data, for the model card and `eval_results.json`."""
+    if data_args.dataset_name:
+        return {"hub_id": data_args.dataset_name, "name": data_args.dataset_name}
+    if data_args.dataset_dir:
+        return {"hub_id": None, "name": Path(data_args.dataset_dir).name}
+    return {"hub_id": None, "name": "synthetic-abaw"}
+
+
+def run(model_args: ModelArguments, data_args: DataArguments, training_args) -> dict:
+    """Train, evaluate, tune and write the Hub-ready folder; returns the results (see `tuned_results`)."""
+    push, training_args.push_to_hub = training_args.push_to_hub, False  # Trainer would contact the Hub when built
+    if push and not training_args.hub_model_id:
+        raise ValueError("--push_to_hub needs --hub_model_id (e.g. your-org/au-mlt)")
+    set_seed(training_args.seed)  # the random initialisation must be reproducible too
+    splits = load_splits(data_args, training_args)
+    label_names = dataset_label_names(splits["train"], data_args)
+    model = build_model(model_args, label_names, data_args.image_size)
+    trainer = build_trainer(model, splits, label_names, data_args, training_args)
+    train_output = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    trainer.log_metrics("train", train_output.metrics)
+    results = tuned_results(trainer, splits["eval"], label_names, training_args.tune_postprocessing)
+    trainer.model.config.thresholds = results["thresholds"]
+    trainer.model.config.smoothing_window = results["smoothing_window"]
+    if not trainer.is_world_process_zero():
+        return results
+    dataset = dataset_description(data_args)
+    eval_results = eval_results_content(results, label_names, dataset["name"], data_args.eval_split)
+    print(results_table(eval_results, label_names))
+    num_rows = {split: len(rows) for split, rows in splits.items()}
+    training = training_summary(training_args, data_args, train_output.metrics, trainer.state.global_step, num_rows)
+    card = render_model_card(
+        trainer.model.config, eval_results, dataset=dataset, training=training, repo_id=training_args.hub_model_id
+    )
+    output_dir = Path(training_args.output_dir)
+    write_hub_folder(trainer, output_dir, card, eval_results)
+    print(f"wrote the Hub-ready model folder {output_dir.resolve()}")
+    if push:
+        print(f"pushed to {push_model_folder(output_dir, training_args.hub_model_id, private=bool(training_args.hub_private_repo))}")
+    return results

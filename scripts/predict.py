@@ -1,0 +1,60 @@
+"""Detect facial Action Units in images, folders of images and videos; one CSV per input.
+
+    python scripts/predict.py INPUT [INPUT ...] --model DIR_OR_HUB_ID --output_dir OUT \
+        [--no_detect] [--attention_maps] [--batch_size B] [--smooth W] [--device cpu|cuda]
+
+Writes OUT/<stem>.csv (one row per face and frame), and with --attention_maps the attention figures
+and, for videos, OUT/<stem>_timeline.png. A bad input is reported on stderr and skipped; the exit status
+is 1 if any input (or frame of a folder) failed.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+# scripts/evaluate.py shares its name with the `evaluate` library: drop this folder from the import path so
+# that `import evaluate` (inside modeling_au_mlt.evaluation) finds the library, not that script.
+sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != Path(__file__).resolve().parent]
+
+from modeling_au_mlt.inference import DEFAULT_ATTENTION_EVERY, AUPredictor, Prediction  # noqa: E402
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders of images, videos (mp4/avi/mov/mkv)")
+    parser.add_argument("--model", required=True, help="a saved AU-MLT folder or a (cached) Hub id")
+    parser.add_argument("--output_dir", required=True, help="folder for the CSVs and figures")
+    parser.add_argument("--no_detect", action="store_true", help="take every input as an already-cropped face")
+    parser.add_argument("--attention_maps", action="store_true", help="draw where each AU looks, and video timelines")
+    parser.add_argument("--attention_every", type=int, default=DEFAULT_ATTENTION_EVERY,
+                        help="with --attention_maps, draw every N-th frame of a video or folder (default %(default)s)")
+    parser.add_argument("--batch_size", type=int, default=32, help="frames per model batch (default %(default)s)")
+    parser.add_argument("--smooth", type=int, default=None,
+                        help="moving-average window in frames per face in videos (default: the model's smoothing_window, else 1)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: cuda if available")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    for name in ("batch_size", "attention_every") + (("smooth",) if args.smooth is not None else ()):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be a positive integer, got {getattr(args, name)}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    predictor = AUPredictor(args.model, device=args.device)
+    prediction = Prediction(
+        predictor,
+        args.output_dir,
+        detect=not args.no_detect,
+        attention_maps=args.attention_maps,
+        attention_every=args.attention_every,
+        batch_size=args.batch_size,
+        smooth=args.smooth,
+        progress=not args.quiet,
+    )
+    return 1 if prediction.run(args.inputs) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""Shared test material for the inference tests: real face photos from registry packages, a video
+written by the test (with the video benchmark's synthetic frames), and a tiny random AU-MLT model saved
+like a Hub-ready folder."""
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from matplotlib import cbook
+
+from benchmarks.bench_video import synthetic_face_frames, write_video
+from model_fixtures import tiny_config
+
+from modeling_au_mlt import AUMLTModel
+from modeling_au_mlt.hub import save_for_hub
+
+# Approximate face centres and widths, read off the photos by eye (not from the detector).
+GRACE_HOPPER_FACE = {"centre": (260, 230), "width": (130, 320)}  # 512 x 600 photo
+ASTRONAUT_FACE = {"centre": (225, 115), "width": (60, 150)}  # 512 x 512 photo
+# Thresholds far from the untrained model's ~0.5 probabilities, so decisions are known: 1 below, 0 above.
+TINY_THRESHOLDS = [0.2, 0.8] * 6
+
+
+def grace_hopper_rgb() -> np.ndarray:
+    """Grace Hopper's portrait from matplotlib's sample data, RGB (600, 512, 3)."""
+    path = cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
+    return cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+
+
+def astronaut_rgb() -> np.ndarray:
+    """scikit-image's astronaut photo, RGB (512, 512, 3)."""
+    from skimage import data
+
+    return data.astronaut()
+
+
+def save_rgb(path: Path, image: np.ndarray) -> Path:
+    cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    return path
+
+
+def save_tiny_model(output_dir: Path, **config_kwargs) -> Path:
+    """A random 12-AU AU-MLT with a 32-px, 4x4-patch ViT, saved with `save_for_hub`."""
+    torch.manual_seed(0)
+    save_for_hub(AUMLTModel(tiny_config(**config_kwargs)).eval(), output_dir)
+    return output_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    return save_tiny_model(tmp_path_factory.mktemp("tiny_model"), thresholds=TINY_THRESHOLDS)
+
+
+@pytest.fixture(scope="session")
+def face_video(tmp_path_factory) -> Path:
+    """20 frames at 25 fps (320 x 240); frames 8-11 hold no face."""
+    return write_video(tmp_path_factory.mktemp("video") / "clip.avi", synthetic_face_frames(20, blank=range(8, 12)))
