@@ -84,7 +84,16 @@ def spread(values: list[float]) -> float:
 
 
 def peak_rss_mib() -> float:
-    """Peak resident set size of this process so far, MiB (Linux reports KiB)."""
+    """Peak resident set size of this process so far, MiB.
+
+    Linux's `ru_maxrss` survives `exec`: a child started by a large parent reports at least the parent's
+    size at fork. `VmHWM` belongs to the current address space only, so it is read where available.
+    """
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
