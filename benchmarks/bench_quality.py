@@ -75,6 +75,8 @@ def library_arguments(dataset: Path, run_dir: Path, variant: str, seed: int, arg
         "--logging_strategy", "no", "--report_to", "none", "--disable_tqdm", "true",
         "--tune_postprocessing", "false", "--dataloader_num_workers", "0", *VARIANTS[variant],
     ]
+    if args.max_eval_samples:
+        argv += ["--max_eval_samples", str(args.max_eval_samples)]
     return parse_arguments(argv)
 
 
@@ -89,7 +91,7 @@ def baseline_model(au_mlt_config, label_names: list[str]) -> ViTForImageClassifi
 def run_scores(dataset: Path, work_dir: Path, variant: str, seed: int, args: argparse.Namespace) -> dict[str, float]:
     """Scores of one run, read from its `scores.json` when an identical earlier run finished, else trained now."""
     run_dir = work_dir / "runs" / f"{variant}-seed{seed}"
-    settings = {key: value for key, value in vars(args).items() if key not in ("output", "variants", "seeds")}
+    settings = {key: value for key, value in vars(args).items() if key not in ("output", "variants", "seeds", "paper_model_seed")}
     cached = run_dir / "scores.json"
     if cached.exists() and json.loads(cached.read_text())["settings"] == settings:
         return json.loads(cached.read_text())["scores"]
@@ -111,7 +113,7 @@ def train_and_score(dataset: Path, work_dir: Path, run_dir: Path, variant: str, 
     trainer = build_trainer(model, splits, label_names, data_args, training_args)
     trainer.remove_callback(PrinterCallback)  # one printed dict per run would drown the report
     trainer.train()
-    if variant == "paper" and seed == args.seeds[0]:
+    if variant == "paper" and seed == args.paper_model_seed:
         trainer.model.save_pretrained(work_dir / PAPER_MODEL_DIR)
     scores = tuned_results(trainer, splits["eval"], label_names, tune=False)["eval"]
     return {key.removeprefix("eval_"): value for key, value in scores.items() if key == "eval_mean_f1" or key.startswith("eval_f1_")}
@@ -139,7 +141,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--work_dir", required=True, help="synthetic data, runs and the paper model go here")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--paper_model_seed", type=int, default=0, help="the paper variant's run that saves its model")
     parser.add_argument("--steps", type=int, default=300, help="optimizer steps of every run")
+    parser.add_argument("--max_eval_samples", type=int, help="score on the first N validation frames only")
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--learning_rate", type=float, default=1e-3)
     parser.add_argument("--vision_preset", default="tiny", help="the training library's encoder preset")
