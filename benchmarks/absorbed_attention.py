@@ -33,20 +33,25 @@ def absorbed_forward(
     """`AUMLTAttention.forward` with the key and value projections moved onto the queries."""
     batch_size, num_queries, _ = hidden_states.shape
     heads, head_dim = self.num_heads, self.head_dim
-    query = self.split_heads(self.q_proj(hidden_states))  # (batch, heads, labels, head_dim)
+    rows = batch_size * num_queries
+    # Per-head products run as one bmm over heads with batch and labels as rows, so the (heads, head_dim, d)
+    # weights are never broadcast (copied) over the batch.
+    query = self.q_proj(hidden_states).view(rows, heads, head_dim).transpose(0, 1)  # (heads, batch * labels, head_dim)
     key_weight = self.k_proj.weight.view(heads, head_dim, -1)  # (heads, head_dim, d)
     value_weight = self.v_proj.weight.view(heads, head_dim, -1)  # (heads, head_dim, d)
-    # Heads folded into the rows, so one batched product serves all heads: (batch, heads * labels, d)
-    absorbed = (query @ key_weight).reshape(batch_size, heads * num_queries, -1) / math.sqrt(head_dim)
-    scores = absorbed @ key_value_states.transpose(1, 2)  # (batch, heads * labels, tokens)
+    absorbed = torch.bmm(query, key_weight) / math.sqrt(head_dim)  # (heads, batch * labels, d)
+    # (batch, heads * labels, d): every head's queries against the same image tokens in one bmm
+    absorbed = absorbed.view(heads, batch_size, num_queries, -1).transpose(0, 1).reshape(batch_size, heads * num_queries, -1)
+    scores = torch.bmm(absorbed, key_value_states.transpose(1, 2))  # (batch, heads * labels, tokens)
     if attention_mask is not None:
         mask = attention_mask.expand(batch_size, heads, num_queries, -1).reshape(batch_size, heads * num_queries, -1)
         scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
     weights = scores.softmax(dim=-1)
     dropped = F.dropout(weights, p=self.dropout, training=self.training)
-    mixed = (dropped @ key_value_states).view(batch_size, heads, num_queries, -1)  # (batch, heads, labels, d)
-    context = mixed @ value_weight.transpose(1, 2) + self.v_proj.bias.view(heads, 1, head_dim)  # (batch, heads, labels, head_dim)
-    context = context.transpose(1, 2).reshape(batch_size, num_queries, -1)  # (batch, labels, hidden)
+    mixed = torch.bmm(dropped, key_value_states)  # (batch, heads * labels, d)
+    mixed = mixed.view(batch_size, heads, num_queries, -1).transpose(0, 1).reshape(heads, rows, -1)  # (heads, batch * labels, d)
+    context = torch.bmm(mixed, value_weight.transpose(1, 2))  # (heads, batch * labels, head_dim)
+    context = context.transpose(0, 1).reshape(batch_size, num_queries, -1) + self.v_proj.bias  # (batch, labels, hidden)
     attention = weights.view(batch_size, heads, num_queries, -1) if output_attentions else None
     return self.o_proj(context), attention
 
