@@ -35,9 +35,17 @@ from modeling_au_mlt.inference import AUPredictor, Prediction
 from modeling_au_mlt.media import open_media
 
 VISION = {
-    "toy-32": dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, image_size=32, patch_size=8),
-    "vit-ti16-112": dict(hidden_size=192, num_hidden_layers=12, num_attention_heads=3, intermediate_size=768, image_size=112, patch_size=16),
-    "vit-s16-112": dict(hidden_size=384, num_hidden_layers=12, num_attention_heads=6, intermediate_size=1536, image_size=112, patch_size=16),
+    "toy-32": dict(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, image_size=32, patch_size=8
+    ),
+    "vit-ti16-112": dict(
+        hidden_size=192, num_hidden_layers=12, num_attention_heads=3, intermediate_size=768,
+        image_size=112, patch_size=16,
+    ),
+    "vit-s16-112": dict(
+        hidden_size=384, num_hidden_layers=12, num_attention_heads=6, intermediate_size=1536,
+        image_size=112, patch_size=16,
+    ),
 }
 SETTINGS = {
     "full": dict(seconds=30, fps=25, size=(480, 640), models=["vit-ti16-112", "vit-s16-112"], workers=[0, 1]),
@@ -46,7 +54,9 @@ SETTINGS = {
 }
 
 
-def synthetic_face_frames(num_frames: int, blank: range, size=(240, 320), portrait_width: int = 128) -> list[np.ndarray]:
+def synthetic_face_frames(
+    num_frames: int, blank: range, size=(240, 320), portrait_width: int = 128
+) -> list[np.ndarray]:
     """RGB frames `size`: Grace Hopper's portrait drifting right by 2 px a frame, plain grey frames at `blank`."""
     photo = cv2.cvtColor(cv2.imread(str(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))), cv2.COLOR_BGR2RGB)
     portrait_height = portrait_width * photo.shape[0] // photo.shape[1]
@@ -126,12 +136,13 @@ def markdown_table(rows: list[dict]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
+        estimate = cpu_bound_rate(r) if r["workers"] and r["model_threads"] == 1 else float("nan")
         lines.append(
             f"| {r['model']} | {r['workers']} | {r['model_threads']} | {r['frames']} | {r['frames_per_second']:.1f} | "
             f"{r['seconds']:.1f} | {r['decode_seconds']:.1f} | {r['decode+detect_seconds']:.1f} "
             f"({r['decode+detect_cpu_seconds']:.1f}) | {r['model_seconds']:.1f} ({r['model_cpu_seconds']:.1f}) | "
             f"{r['writing_seconds']:.2f} ({r['writing_cpu_seconds']:.2f}) | "
-            f"{cpu_bound_rate(r) if r['workers'] and r['model_threads'] == 1 else float('nan'):.1f} | {r['load_seconds']:.1f} |"
+            f"{estimate:.1f} | {r['load_seconds']:.1f} |"
         )
     return "\n".join(lines)
 

@@ -140,7 +140,11 @@ class IoUTracker:
     def update(self, boxes: list[FaceBox]) -> list[int]:
         """Ids of `boxes` (same order) in the current frame; call once per frame, also with no boxes."""
         pairs = sorted(
-            ((box.iou(last), index, track_id) for index, box in enumerate(boxes) for track_id, (last, _) in self.tracks.items()),
+            (
+                (box.iou(last), index, track_id)
+                for index, box in enumerate(boxes)
+                for track_id, (last, _) in self.tracks.items()
+            ),
             reverse=True,
         )
         ids: list[int | None] = [None] * len(boxes)

@@ -55,7 +55,14 @@ class FaceStream(IterableDataset):
     `detector=None` every frame is taken as an already-cropped face.
     """
 
-    def __init__(self, sources: Sequence[MediaSource], processor, image_size: int, detector: FaceDetector | None, margin: float = 0.2):
+    def __init__(
+        self,
+        sources: Sequence[MediaSource],
+        processor,
+        image_size: int,
+        detector: FaceDetector | None,
+        margin: float = 0.2,
+    ):
         self.sources = sources
         self.processor = processor
         self.image_size = image_size
@@ -80,21 +87,25 @@ class FaceStream(IterableDataset):
         return FrameFaces(source, frame.index, frame.timestamp, boxes, crops, pixel_values, elapsed(started))
 
     def __iter__(self) -> Iterator[FrameFaces]:
-        empty = np.zeros((0, self.image_size, self.image_size, 3), np.uint8)
         for source_index, source in enumerate(self.sources):
             try:
                 started = clocks()
                 for frame in source:
                     if frame.error is not None:
-                        yield FrameFaces(source_index, frame.index, None, [], empty, torch.zeros(0), (0.0, 0.0), frame.error)
+                        yield self.failed_frame(source_index, frame.index, frame.error)
                     else:
                         yield self.frame_faces(source_index, frame, started)
                     started = clocks()
             except MediaError as error:
-                yield FrameFaces(source_index, -1, None, [], empty, torch.zeros(0), (0.0, 0.0), str(error))
+                yield self.failed_frame(source_index, -1, str(error))
             except cv2.error as error:  # OpenCV failing on a decoded frame: that input stops, the others go on
                 message = f"{source.path}: OpenCV failed while reading or detecting faces: {error.msg or error}"
-                yield FrameFaces(source_index, -1, None, [], empty, torch.zeros(0), (0.0, 0.0), message)
+                yield self.failed_frame(source_index, -1, message)
+
+    def failed_frame(self, source: int, index: int, error: str) -> FrameFaces:
+        """A frame (index -1: the rest of the input) that could not be read, carrying why."""
+        empty = np.zeros((0, self.image_size, self.image_size, 3), np.uint8)
+        return FrameFaces(source, index, None, [], empty, torch.zeros(0), (0.0, 0.0), error)
 
 
 def clocks() -> tuple[float, float]:
@@ -183,7 +194,8 @@ def csv_header(label_names: Sequence[str]) -> list[str]:
 def csv_rows(result: InputResult, probabilities: np.ndarray, thresholds: np.ndarray) -> Iterator[list]:
     """CSV rows of `result` with its (smoothed) `probabilities` `(rows, labels)` thresholded."""
     decisions = binarize(probabilities, thresholds)  # (rows, labels); rows without a face are not written
-    for row, (frame, timestamp, face_id, box) in enumerate(zip(result.frames, result.timestamps, result.face_ids, result.boxes)):
+    rows = zip(result.frames, result.timestamps, result.face_ids, result.boxes)
+    for row, (frame, timestamp, face_id, box) in enumerate(rows):
         head = [frame, "" if timestamp is None else f"{timestamp:.3f}"]
         if box is None:
             yield head + ["", "", "", "", "", 0] + [""] * (2 * len(thresholds))
@@ -195,9 +207,18 @@ def csv_rows(result: InputResult, probabilities: np.ndarray, thresholds: np.ndar
 class Prediction:
     """One prediction run over several inputs; `run()` returns the number of inputs that failed."""
 
-    def __init__(self, predictor: AUPredictor, output_dir: str | Path, detect: bool = True, attention_maps: bool = False,
-                 attention_every: int = DEFAULT_ATTENTION_EVERY, batch_size: int = 32, smooth: int | None = None,
-                 num_workers: int = 1, progress: bool = True):
+    def __init__(
+        self,
+        predictor: AUPredictor,
+        output_dir: str | Path,
+        detect: bool = True,
+        attention_maps: bool = False,
+        attention_every: int = DEFAULT_ATTENTION_EVERY,
+        batch_size: int = 32,
+        smooth: int | None = None,
+        num_workers: int = 1,
+        progress: bool = True,
+    ):
         self.predictor = predictor
         self.output_dir = Path(output_dir)
         self.detector = FaceDetector() if detect else None
@@ -207,7 +228,8 @@ class Prediction:
         self.smooth = (predictor.smoothing_window or 1) if smooth is None else smooth
         self.num_workers = num_workers
         self.progress = progress
-        self.seconds = {stage: (0.0, 0.0) for stage in ("decode+detect", "model", "attention", "writing")}  # (wall, CPU)
+        stages = ("decode+detect", "model", "attention", "writing")
+        self.seconds = {stage: (0.0, 0.0) for stage in stages}  # (wall-clock, CPU) seconds
         self.failed: list[str] = []
         self.stats: dict[str, float] = {}
 
@@ -258,7 +280,8 @@ class Prediction:
         sources = self.open_sources(inputs)
         stream = FaceStream(sources, self.predictor.processor, self.predictor.image_size, self.detector)
         loader = DataLoader(stream, batch_size=self.batch_size, collate_fn=collate_frames, num_workers=self.num_workers)
-        bar = tqdm(total=sum(s.num_frames for s in sources), unit="frame", disable=not self.progress, dynamic_ncols=True)
+        total = sum(source.num_frames for source in sources)
+        bar = tqdm(total=total, unit="frame", disable=not self.progress, dynamic_ncols=True)
         results = [InputResult(source) for source in sources]
         trackers = [IoUTracker() if source.kind == "video" else None for source in sources]
         done = 0
@@ -294,7 +317,8 @@ class Prediction:
                 continue
             tracker = trackers[frame.source]
             face_ids = tracker.update(frame.boxes) if tracker is not None else list(range(len(frame.boxes)))
-            result.add_frame(frame, face_ids, by_frame.get(id(frame), np.zeros((0, 0))), len(self.predictor.label_names))
+            probabilities = by_frame.get(id(frame), np.zeros((0, 0)))
+            result.add_frame(frame, face_ids, probabilities, len(self.predictor.label_names))
             if self.attention_maps and frame.boxes and frame.index % self.attention_every == 0:
                 self.draw_attention(result.source, frame)
 
@@ -302,9 +326,12 @@ class Prediction:
         """`<stem>_attention.png` for an image, `<stem>_attention_<frame>.png` for a video or folder."""
         started = clocks()
         probabilities, maps = self.predictor.attention(frame.pixel_values)
-        name = f"{source.stem}_attention.png" if source.kind == "image" else f"{source.stem}_attention_{frame.index:06d}.png"
-        title = source.path.name if source.kind == "image" else f"{source.path.name} frame {frame.index}"
-        figure = attention_figure(frame.crops, maps, probabilities, self.predictor.label_names, self.predictor.thresholds, title)
+        single = source.kind == "image"
+        name = f"{source.stem}_attention.png" if single else f"{source.stem}_attention_{frame.index:06d}.png"
+        title = source.path.name if single else f"{source.path.name} frame {frame.index}"
+        figure = attention_figure(
+            frame.crops, maps, probabilities, self.predictor.label_names, self.predictor.thresholds, title
+        )
         save_figure(figure, self.output_dir / name)
         self.add_time("attention", elapsed(started))
 
@@ -331,8 +358,10 @@ class Prediction:
                 writer.writerows(csv_rows(result, probabilities, self.predictor.thresholds))
         if self.attention_maps and result.source.kind == "video":
             timestamps = np.array([np.nan if t is None else t for t in result.timestamps], dtype=np.float64)
-            figure = timeline_figure(np.asarray(result.frames), timestamps, face_ids, probabilities, self.predictor.label_names,
-                                     self.predictor.thresholds, title=result.source.path.name)
+            figure = timeline_figure(
+                np.asarray(result.frames), timestamps, face_ids, probabilities, self.predictor.label_names,
+                self.predictor.thresholds, title=result.source.path.name,
+            )
             save_figure(figure, self.output_dir / f"{result.source.stem}_timeline.png")
         self.add_time("writing", elapsed(started))
 

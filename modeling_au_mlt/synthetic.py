@@ -35,7 +35,6 @@ deterministic. The tree is built in a temporary folder beside OUT and renamed in
 
 import json
 import multiprocessing
-import os
 import shutil
 import tempfile
 import time
@@ -45,7 +44,9 @@ import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
+from .atomic_io import atomic_output
 from .configuration_au_mlt import ABAW_AUS
+from .conversion import replace_dir
 from .synthetic_faces import CANONICAL_SIZE, FaceRenderer, au_regions, pose_matrix, polygon_mask, sample_identity
 from .synthetic_faces import transform_polygons
 from .synthetic_labels import sample_video
@@ -73,15 +74,16 @@ def make_synthetic_abaw(output_dir, *, train_videos: int, val_videos: int, frame
     started = time.perf_counter()
     temp = Path(tempfile.mkdtemp(prefix=f".{output.name}.tmp-", dir=output.parent))
     try:
+        for split in SPLITS:  # both folders exist even when a split has no video, as in the release
+            (temp / "AU_Detection_Challenge" / split).mkdir(parents=True)
+        (temp / "cropped_aligned").mkdir()
         tasks = [(seed, index, split, name, frames_per_video, image_size, str(temp))
                  for index, (split, name) in enumerate(video_plan(seed, train_videos, val_videos))]
         results = _map(_write_video, tasks, num_proc)
         summary = _summary(results, output, seed, image_size, time.perf_counter() - started)
         _write_json(temp / "regions.json", _regions_document(results, image_size))
         _write_json(temp / "synthetic_summary.json", summary)
-        if output.exists():
-            shutil.rmtree(output)
-        temp.rename(output)
+        replace_dir(temp, output)
     except BaseException:
         shutil.rmtree(temp, ignore_errors=True)
         raise
@@ -148,12 +150,9 @@ def preview_figure(path, seed: int, identities: int = 3, image_size: int = CANON
         axis.set_axis_off()
     figure.suptitle("Synthetic AU faces: each AU alone at full intensity (rows below: |difference| and region)")
     figure.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    figure.savefig(temp, dpi=110)
+    with atomic_output(path) as temporary:
+        figure.savefig(temporary, dpi=110, format=Path(path).suffix.lstrip(".") or "png")
     plt.close(figure)
-    os.replace(temp, path)
 
 
 def _identity_with_hair_style(seed: int, style: int):

@@ -16,7 +16,8 @@ of the full effect); an inactive AU (a = 0) draws nothing. What each AU draws at
   the midline; two vertical furrows between the brows.
 - AU6 cheek raiser: lower lids rise a little, a bulge line under each eye, a lighter raised cheek, three
   crow's-feet lines at each outer eye corner.
-- AU7 lid tightener: upper lids drop and lower lids rise: the eye opening narrows to about 45 %.
+- AU7 lid tightener: upper lids drop and lower lids rise (to 55 % / 50 % of their height): between the
+  lid lines about a fifth of the open eye stays visible (three fifths at the weakest positive).
 - AU10 upper lip raiser: the upper lip rises 3.5 px showing the upper teeth, nostrils widen and rise,
   nasolabial folds run from the nose wings to beside the mouth corners.
 - AU12 lip corner puller: the outer 65 % of the lips bend so the corners rise 7 px and move out 2 px;

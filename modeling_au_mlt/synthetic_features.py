@@ -87,8 +87,8 @@ def _eye(canvas, pen, side: int, f6: float, f7: float) -> None:
     ex, ey = i.cx + side * i.eye_dx, i.eye_y
     v = _EYE_V
     x, tilt, bump = ex + side * v * i.eye_hw, ey - 0.6 * v, (1 - v**2) ** 0.7
-    upper = tilt - i.eye_hu * (1 - 0.55 * f7) * bump
-    lower = tilt + i.eye_hl * (1 - 0.6 * f7 - 0.25 * f6) * bump
+    upper = tilt - i.eye_hu * (1 - 0.45 * f7) * bump
+    lower = tilt + i.eye_hl * (1 - 0.5 * f7 - 0.25 * f6) * bump
     pen.fill(canvas, np.concatenate([_xy(x, upper), _xy(x, lower)[::-1]]), _EYE_WHITE)
     order = np.argsort(x)
     for radius, color in ((i.iris_r, i.iris), (0.45 * i.iris_r, _PUPIL)):

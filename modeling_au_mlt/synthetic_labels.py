@@ -12,9 +12,9 @@ A video's AUs come from two sources, OR-ed frame by frame:
 
 Every active run (an episode or a background run) has an apex intensity uniform in [0.35, 1] and a
 ramp of up to 4 frames at each end (onset, apex, offset); the intensity never falls below
-`MIN_INTENSITY` while the AU is on and is exactly 0 while it is off. AU12 and AU15 (lip corners pulled
-up and down) are made nearly exclusive: background activity of one is suppressed (except for 10 % of
-runs) while the other is on.
+`MIN_INTENSITY` while the AU is on and is exactly 0 while it is off. Two pairs are made nearly exclusive:
+AU12 / AU15 (lip corners pulled up / down) and AU25 / AU24 (lips parted / pressed together): background
+activity of one is suppressed (except for 10 % of runs) while the other is on.
 """
 
 from dataclasses import dataclass
@@ -27,7 +27,9 @@ TARGET_RATES = dict(zip(ABAW_AUS, (0.119, 0.051, 0.160, 0.265, 0.399, 0.345, 0.2
 MIN_INTENSITY = 0.35
 RAMP_FRAMES = 4
 BACKGROUND_RUN_LENGTH = {**{name: 10.0 for name in ABAW_AUS}, "AU7": 14.0, "AU25": 16.0}
-EXCLUSIVE_PAIR = ("AU12", "AU15")
+# (first, second): first's background pauses while second's expressions are on; second's background pauses
+# while first is on from any source. Lip corners up vs down; lips parted vs pressed together.
+EXCLUSIVE_PAIRS = (("AU12", "AU15"), ("AU25", "AU24"))
 EXCLUSION_LEAK = 0.1  # share of background runs allowed to overlap the other AU of the pair
 
 
@@ -63,10 +65,10 @@ def background_duties(rates: dict = TARGET_RATES, expressions=EXPRESSIONS) -> np
         raise ValueError(f"expressions alone exceed the target rates for {np.array(ABAW_AUS)[e > target].tolist()}")
     duty = 1 - (1 - target) / (1 - e)
     # Suppression while the other AU of the pair is on removes part of the background runs: compensate.
-    first, second = (ABAW_AUS.index(name) for name in EXCLUSIVE_PAIR)
-    blocked = {first: e[second] / (1 - e[first]), second: target[first] / (1 - e[second])}
-    for index, share in blocked.items():
-        duty[index] /= 1 - (1 - EXCLUSION_LEAK) * share
+    for first, second in ((ABAW_AUS.index(a), ABAW_AUS.index(b)) for a, b in EXCLUSIVE_PAIRS):
+        blocked = {first: e[second] / (1 - e[first]), second: target[first] / (1 - e[second])}
+        for index, share in blocked.items():
+            duty[index] /= 1 - (1 - EXCLUSION_LEAK) * share
     return duty
 
 
@@ -82,10 +84,9 @@ def sample_video(rng: np.random.Generator, n_frames: int) -> tuple[np.ndarray, n
     for column, (name, duty) in enumerate(zip(ABAW_AUS, background_duties())):
         for start, stop in _on_runs(rng, n_frames, duty, BACKGROUND_RUN_LENGTH[name]):
             background[start:stop, column] = _envelope(rng, stop - start)
-    first, second = (ABAW_AUS.index(name) for name in EXCLUSIVE_PAIR)
-    _suppress(rng, background[:, first], intensity[:, second] > 0)
-    own_first = np.maximum(intensity[:, first], background[:, first])
-    _suppress(rng, background[:, second], own_first > 0)
+    for first, second in ((ABAW_AUS.index(a), ABAW_AUS.index(b)) for a, b in EXCLUSIVE_PAIRS):
+        _suppress(rng, background[:, first], intensity[:, second] > 0)
+        _suppress(rng, background[:, second], np.maximum(intensity[:, first], background[:, first]) > 0)
     intensity = np.maximum(intensity, background)
     return (intensity > 0).astype(np.int8), intensity
 

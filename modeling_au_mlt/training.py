@@ -21,6 +21,7 @@ from datasets import DatasetDict, load_dataset, load_from_disk
 from transformers import set_seed
 
 from . import ABAW_AUS, AUMLTConfig, AUMLTModel
+from .atomic_io import atomic_output, write_json
 from .conversion import label_names_of
 from .evaluation import au_scores, make_compute_metrics, smooth_probabilities, tune_smoothing_window, tune_thresholds
 from .hub import image_processor_for, save_for_hub
@@ -43,20 +44,6 @@ logger = logging.getLogger(__name__)
 LOSS_WEIGHTS_FILE = "loss_weights.json"
 EVAL_RESULTS_FILE = "eval_results.json"
 SYNTHETIC_SOURCES = ("synthetic*.py", "abaw.py", "conversion.py")  # code whose change invalidates the cache
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write `text` through a temporary file renamed into place."""
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(handle, "w") as file:
-        file.write(text)
-    os.chmod(temporary, 0o644)  # mkstemp creates owner-only files
-    os.replace(temporary, path)
-
-
-def write_json_atomic(path: Path, content: dict) -> None:
-    """Write `content` as indented JSON, atomically."""
-    write_text_atomic(path, json.dumps(content, indent=2) + "\n")
 
 
 def synthetic_cache_key(data_args: DataArguments) -> str:
@@ -95,6 +82,7 @@ def synthetic_dataset_dir(data_args: DataArguments) -> Path:
             frames_per_video=data_args.synthetic_frames_per_video,
             seed=data_args.synthetic_seed,
             image_size=data_args.synthetic_image_size,
+            num_proc=min(4, os.cpu_count() or 1),
         )
         prepare_abaw(staging / "tree" / "cropped_aligned", staging / "tree" / "AU_Detection_Challenge", staging / "dataset")
         shutil.rmtree(staging / "tree")  # the images now live in the dataset's Arrow files
@@ -211,7 +199,7 @@ def build_trainer(model, splits: DatasetDict, label_names, data_args, training_a
     logger.info("per-AU loss weights (%s): %s", report["scheme"], report["weights"])
     if training_args.should_save:
         Path(training_args.output_dir).mkdir(parents=True, exist_ok=True)
-        write_json_atomic(Path(training_args.output_dir) / LOSS_WEIGHTS_FILE, report)
+        write_json(Path(training_args.output_dir) / LOSS_WEIGHTS_FILE, report)
     return AUMLTTrainer(
         model=model,
         args=training_args,
@@ -270,8 +258,9 @@ def write_hub_folder(trainer: AUMLTTrainer, output_dir: Path, card: str, eval_re
     for name in ("README.md", EVAL_RESULTS_FILE):
         (output_dir / name).unlink(missing_ok=True)
     save_for_hub(trainer.model, output_dir)
-    write_json_atomic(output_dir / EVAL_RESULTS_FILE, eval_results)
-    write_text_atomic(output_dir / "README.md", card)
+    write_json(output_dir / EVAL_RESULTS_FILE, eval_results)
+    with atomic_output(output_dir / "README.md") as temporary:
+        temporary.write_text(card, encoding="utf-8")
     trainer.save_state()
 
 
@@ -289,6 +278,8 @@ def run(model_args: ModelArguments, data_args: DataArguments, training_args) -> 
     push, training_args.push_to_hub = training_args.push_to_hub, False  # Trainer would contact the Hub when built
     if push and not training_args.hub_model_id:
         raise ValueError("--push_to_hub needs --hub_model_id (e.g. your-org/au-mlt)")
+    if training_args.label_smoothing_factor:
+        raise ValueError("--label_smoothing_factor is not used by the AU loss; use --label_smoothing (annotated entries only)")
     set_seed(training_args.seed)  # the random initialisation must be reproducible too
     splits = load_splits(data_args, training_args)
     label_names = dataset_label_names(splits["train"], data_args)

@@ -26,18 +26,22 @@ VISION_PRESETS = {
 DEFAULT_JOB = {
     "output_dir": "au-mlt-synthetic",
     "vision_preset": "tiny",
+    "vision_hidden_size": 128,
     "vision_num_hidden_layers": 4,
     "patch_size": 8,
     "image_size": 64,
     "decoder_attention_heads": 4,
-    "num_train_epochs": 6,
+    "scale_min": 0.9,
+    "max_rotation": 5.0,
+    "color_jitter": 0.1,
+    "num_train_epochs": 8,
     "per_device_train_batch_size": 32,
     "per_device_eval_batch_size": 128,
     "learning_rate": 1e-3,
     "weight_decay": 0.05,
     "warmup_steps": 0.05,
     "lr_scheduler_type": "cosine",
-    "logging_steps": 25,
+    "logging_steps": 50,
     "eval_strategy": "no",
     "save_strategy": "no",
     "dataloader_num_workers": 0,
@@ -112,10 +116,10 @@ class DataArguments:
     cache_dir: str | None = field(
         default=None, metadata={"help": "Cache of the synthetic job's data; default ~/.cache/au_mlt."}
     )
-    synthetic_train_videos: int = field(default=24, metadata={"help": "Synthetic job: training videos."})
-    synthetic_val_videos: int = field(default=6, metadata={"help": "Synthetic job: validation videos."})
+    synthetic_train_videos: int = field(default=40, metadata={"help": "Synthetic job: training videos."})
+    synthetic_val_videos: int = field(default=10, metadata={"help": "Synthetic job: validation videos."})
     synthetic_frames_per_video: int = field(default=200, metadata={"help": "Synthetic job: frames per video."})
-    synthetic_image_size: int = field(default=112, metadata={"help": "Synthetic job: face image size (pixels)."})
+    synthetic_image_size: int = field(default=64, metadata={"help": "Synthetic job: face image size (pixels)."})
     synthetic_seed: int = field(default=0, metadata={"help": "Synthetic job: generator seed."})
 
     def __post_init__(self) -> None:

@@ -21,7 +21,9 @@ from modeling_au_mlt.inference import DEFAULT_ATTENTION_EVERY, AUPredictor, Pred
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders of images, videos (mp4/avi/mov/mkv)")
+    parser.add_argument(
+        "inputs", nargs="+", metavar="INPUT", help="image files, folders of images, videos (mp4/avi/mov/mkv)"
+    )
     parser.add_argument("--model", required=True, help="a saved AU-MLT folder or a (cached) Hub id")
     parser.add_argument("--output_dir", required=True, help="folder for the CSVs and figures")
     parser.add_argument("--no_detect", action="store_true", help="take every input as an already-cropped face")
@@ -30,7 +32,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="with --attention_maps, draw every N-th frame of a video or folder (default %(default)s)")
     parser.add_argument("--batch_size", type=int, default=32, help="frames per model batch (default %(default)s)")
     parser.add_argument("--smooth", type=int, default=None,
-                        help="moving-average window in frames per face in videos (default: the model's smoothing_window, else 1)")
+                        help="moving-average window in frames, per face, in videos "
+                        "(default: the model's smoothing_window, else 1)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: cuda if available")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)

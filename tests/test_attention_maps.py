@@ -30,9 +30,8 @@ def test_patch_attention_drops_cls_averages_heads_and_keeps_row_major_order():
 def test_attention_figure_has_one_panel_per_face_and_au(faces, labels):
     names = [f"AU{i}" for i in range(labels)]
     probabilities = np.linspace(0, 1, faces * labels).reshape(faces, labels)
-    figure = attention_figure(
-        [np.zeros((32, 32, 3), np.uint8)] * faces, np.random.rand(faces, labels, 4, 4), probabilities, names, [0.5] * labels
-    )
+    crops = [np.zeros((32, 32, 3), np.uint8)] * faces
+    figure = attention_figure(crops, np.random.rand(faces, labels, 4, 4), probabilities, names, [0.5] * labels)
     assert len(figure.axes) == faces * (labels + 1)
     titles = [axis.get_title() for axis in figure.axes]
     assert titles[1] == f"AU0 {probabilities[0, 0]:.2f}"
@@ -61,7 +60,9 @@ def test_saved_png_matches_the_layout(tmp_path):
 def test_prediction_writes_attention_and_timeline_pngs(tiny_model_dir, face_video, tmp_path):
     predictor = AUPredictor(tiny_model_dir, device="cpu")
     image = save_rgb(tmp_path / "grace.jpg", grace_hopper_rgb())
-    prediction = Prediction(predictor, tmp_path / "out", attention_maps=True, attention_every=10, num_workers=0, progress=False)
+    prediction = Prediction(
+        predictor, tmp_path / "out", attention_maps=True, attention_every=10, num_workers=0, progress=False
+    )
     assert prediction.run([image, face_video]) == 0
     written = sorted(p.name for p in (tmp_path / "out").iterdir())
     # Every 10th frame: frame 0 holds a face; frame 10 is blank, so it has no attention figure.

@@ -58,7 +58,8 @@ def test_photos_give_one_plausible_face_with_probabilities_from_the_model(predic
     assert run(predictor, [grace, astronaut], tmp_path / "out") == 0
     model = AUMLTModel.from_pretrained(tiny_model_dir).eval()
     processor = AutoImageProcessor.from_pretrained(tiny_model_dir)
-    for stem, image, truth in [("grace", grace_hopper_rgb(), GRACE_HOPPER_FACE), ("astronaut", astronaut_rgb(), ASTRONAUT_FACE)]:
+    photos = [("grace", grace_hopper_rgb(), GRACE_HOPPER_FACE), ("astronaut", astronaut_rgb(), ASTRONAUT_FACE)]
+    for stem, image, truth in photos:
         header, rows = read_csv(tmp_path / "out" / f"{stem}.csv")
         assert header == COLUMNS
         (row,) = rows

@@ -168,3 +168,9 @@ def test_tree_converts_cleanly_with_prepare_abaw(tree, tmp_path):
     label_file = out / "AU_Detection_Challenge" / "Train_Set" / f"{row['video_id']}.txt"
     line = label_file.read_text().splitlines()[row["frame"]]
     assert row["labels"] == [float(v) for v in line.split(",")]
+
+
+def test_empty_split_still_has_its_folder(tmp_path):
+    summary = make_synthetic_abaw(tmp_path / "o", train_videos=1, val_videos=0, frames_per_video=3, seed=1)
+    assert (tmp_path / "o" / "AU_Detection_Challenge" / "Validation_Set").is_dir()
+    assert summary["splits"]["Validation_Set"]["videos"] == 0

@@ -1,0 +1,140 @@
+"""Section 6: where each AU token looks — last-layer cross-attention against the AU's region.
+
+For validation frames of the synthetic benchmark, each AU token's last-decoder-layer cross-attention
+(heads averaged, the ViT CLS token dropped, the rest renormalised to sum 1 over the patches) is spread
+evenly over each patch's pixels in the saved frame; its share inside that AU's region (`regions.json` from
+`make_synthetic_abaw`, mapped to the frame by `synthetic.region_masks`) is compared with the region's
+share of the image, which is what uniform attention would put there. A lift above 1 means the token
+attends to its region more than chance.
+
+    PYTHONPATH=. python benchmarks/bench_attention.py --model_dir bench_work/paper_model \
+        --synthetic_tree bench_work/synthetic_tree --figure docs/attention_regions.png
+"""
+
+import argparse
+import json
+from pathlib import Path
+
+import cv2
+import matplotlib
+import numpy as np
+import torch
+from PIL import Image
+
+from benchmarks.common import markdown_table, report
+from modeling_au_mlt import AUMLTModel
+from modeling_au_mlt.hub import image_processor_for
+from modeling_au_mlt.synthetic import region_masks
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
+
+VALIDATION = "Validation_Set"
+
+
+def validation_frames(regions: dict, max_frames: int) -> list[tuple[str, int]]:
+    """Up to `max_frames` (video, frame) pairs with an image, evenly spaced over the validation videos."""
+    frames = [
+        (video, int(frame))
+        for video, entry in sorted(regions["videos"].items())
+        if entry["split"] == VALIDATION
+        for frame in sorted(entry["affines"], key=int)
+    ]
+    if not frames:
+        raise ValueError("regions.json: no validation frame with an image (no video has split 'Validation_Set')")
+    step = max(1, len(frames) // max_frames)
+    return frames[::step][:max_frames]
+
+
+def patch_attention(model: AUMLTModel, pixel_values: torch.Tensor) -> np.ndarray:
+    """(batch, labels, grid, grid) last-layer cross-attention over the patches, heads averaged, each map summing to 1."""
+    with torch.inference_mode():
+        weights = model(pixel_values, output_attentions=True).cross_attentions[-1]  # (batch, heads, labels, tokens)
+    patches = weights.mean(dim=1)[..., 1:]  # (batch, labels, patches): CLS dropped
+    patches = patches / patches.sum(dim=-1, keepdim=True)
+    grid = int(round(patches.shape[-1] ** 0.5))
+    return patches.reshape(*patches.shape[:2], grid, grid).numpy()
+
+
+def pixel_share(attention: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """(labels,) share of each label's patch attention (labels, g, g) inside its pixel mask (labels, H, W)."""
+    height, width = masks.shape[1:]
+    shares = []
+    for grid_map, mask in zip(attention, masks):
+        # Nearest-neighbour upsampling spreads each patch's mass evenly over the pixels it covers.
+        pixels = cv2.resize(grid_map.astype(np.float32), (width, height), interpolation=cv2.INTER_NEAREST)
+        shares.append(float((pixels * mask).sum() / pixels.sum()))
+    return np.array(shares)
+
+
+def attention_shares(model_dir: Path, tree: Path, max_frames: int, batch_size: int) -> dict:
+    """Per AU: mean attention share inside its region, the region's mean image share, and frame count."""
+    model = AUMLTModel.from_pretrained(model_dir).eval()
+    processor = image_processor_for(model.config)
+    regions = json.loads((tree / "regions.json").read_text())
+    names = model.config.label_names
+    missing = sorted(set(names) - set(regions["aus"]))
+    if missing:
+        raise ValueError(f"{tree / 'regions.json'}: no regions for the model's labels {missing}")
+    rows = [regions["aus"].index(name) for name in names]
+    frames = validation_frames(regions, max_frames)
+    inside, uniform = [], []
+    for start in range(0, len(frames), batch_size):
+        batch = frames[start : start + batch_size]
+        images = [Image.open(tree / "cropped_aligned" / video / f"{frame:05d}.jpg").convert("RGB") for video, frame in batch]
+        attention = patch_attention(model, processor(images=images, return_tensors="pt")["pixel_values"])
+        for grid_maps, (video, frame) in zip(attention, batch):
+            masks = region_masks(regions, video, frame)[rows]  # (labels, H, W), model label order
+            inside.append(pixel_share(grid_maps, masks))
+            uniform.append(masks.mean(axis=(1, 2)))
+    inside, uniform = np.mean(inside, axis=0), np.mean(uniform, axis=0)
+    return {
+        "frames": len(frames),
+        "per_au": {
+            name: {"attention_inside": float(a), "region_share": float(u), "lift": float(a / u)}
+            for name, a, u in zip(names, inside, uniform)
+        },
+    }
+
+
+def save_figure(per_au: dict, path: Path) -> None:
+    """Grouped bars per AU: attention share inside the region vs the region's share of the image."""
+    names = list(per_au)
+    positions = np.arange(len(names))
+    figure, axes = plt.subplots(figsize=(9, 3.6))
+    axes.bar(positions - 0.2, [per_au[n]["attention_inside"] for n in names], 0.4, label="AU token's attention inside its region")
+    axes.bar(positions + 0.2, [per_au[n]["region_share"] for n in names], 0.4, label="region's share of the image (uniform attention)")
+    axes.set_xticks(positions, names)
+    axes.set_ylabel("share")
+    axes.set_title("Last-layer cross-attention vs AU regions (synthetic validation frames)")
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    figure.savefig(temporary, dpi=110)
+    plt.close(figure)
+    temporary.replace(path)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model_dir", required=True, help="a trained AU-MLT folder (bench_quality.py writes one)")
+    parser.add_argument("--synthetic_tree", required=True, help="make_synthetic_abaw output with regions.json")
+    parser.add_argument("--max_frames", type=int, default=400)
+    parser.add_argument("--batch_size", type=int, default=64)
+    parser.add_argument("--figure", default="docs/attention_regions.png")
+    parser.add_argument("--output", help="write the results as JSON here")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    result = attention_shares(Path(args.model_dir), Path(args.synthetic_tree), args.max_frames, args.batch_size)
+    save_figure(result["per_au"], Path(args.figure))
+    rows = [[name, stats["attention_inside"], stats["region_share"], stats["lift"]] for name, stats in result["per_au"].items()]
+    table = markdown_table(["AU", "attention inside region", "region share of image", "lift"], rows)
+    report({"section": "attention", "model_dir": args.model_dir, **result}, args.output, table + f"\n\n{result['frames']} frames")
+
+
+if __name__ == "__main__":
+    main()

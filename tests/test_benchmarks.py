@@ -1,0 +1,190 @@
+"""The benchmark scripts keep working (tiny settings) and their helpers compute what they claim.
+
+No timing is asserted: speed goals are checked by running the benchmarks, not by tests.
+"""
+
+import copy
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from benchmarks import bench_attention, bench_data, bench_inference, bench_quality, bench_training, run_all
+from benchmarks.absorbed_attention import absorb_cross_attention
+from benchmarks.common import interleaved_rounds, markdown_table, median, spread, write_json
+from modeling_au_mlt import AUMLTConfig, AUMLTModel
+
+TINY_VISION = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, image_size=32, patch_size=8)
+
+
+def test_interleaved_rounds_rotates_order_after_warmup():
+    calls = []
+    candidates = {name: (lambda name=name: calls.append(name) or [len(calls)]) for name in "abc"}
+    values = interleaved_rounds(candidates, rounds=3, warmup=1)
+    assert calls == list("abc" + "abc" + "bca" + "cab")
+    assert values == {"a": [4, 9, 11], "b": [5, 7, 12], "c": [6, 8, 10]}
+
+
+def test_median_and_spread():
+    assert median([3.0, 1.0, 2.0]) == 2.0
+    # quartiles of 1..8 (exclusive method): 2.25 and 6.75, median 4.5 -> (6.75 - 2.25) / 2 / 4.5
+    assert spread([float(value) for value in range(1, 9)]) == pytest.approx(0.5)
+
+
+def test_write_json_is_complete_and_leaves_no_temporary(tmp_path):
+    write_json(tmp_path / "out" / "result.json", {"a": 1})
+    assert json.loads((tmp_path / "out" / "result.json").read_text()) == {"a": 1}
+    assert [path.name for path in (tmp_path / "out").iterdir()] == ["result.json"]
+
+
+def test_markdown_table():
+    assert markdown_table(["x", "y"], [[1, 0.123456]]) == "| x | y |\n|---|---|\n| 1 | 0.123 |"
+
+
+def hand_counted_flops(config: AUMLTConfig, batch_size: int) -> int:
+    """2 x multiply-adds of every matrix product of AU-MLT's forward, counted by hand from the config."""
+    vision = config.vision_config
+    d, m = vision.hidden_size, vision.intermediate_size
+    patches = (vision.image_size // vision.patch_size) ** 2
+    tokens = patches + 1
+    patch_embedding = patches * 3 * vision.patch_size**2 * d
+    encoder_layer = 4 * tokens * d * d + 2 * tokens * tokens * d + 2 * tokens * d * m
+    labels, h, f = config.num_labels, config.hidden_size, config.ffn_dim
+    self_attention = 4 * labels * h * h + 2 * labels * labels * h
+    cross_attention = 2 * labels * h * h + 2 * tokens * h * h + 2 * labels * tokens * h
+    decoder_layer = self_attention + cross_attention + 2 * labels * h * f
+    macs = patch_embedding + vision.num_hidden_layers * encoder_layer + config.decoder_layers * decoder_layer
+    return 2 * batch_size * macs
+
+
+def test_forward_flops_matches_hand_count():
+    config = AUMLTConfig(vision_config=TINY_VISION, decoder_attention_heads=4)
+    model = AUMLTModel(config).eval()
+    assert bench_inference.forward_flops(model, torch.randn(3, 3, 32, 32)) == hand_counted_flops(config, 3)
+
+
+def test_bench_inference_tiny(tmp_path):
+    bench_inference.main(["--presets", "tiny", "--batch_sizes", "2", "--repeats", "2", "--matmul_size", "64", "--output", str(tmp_path / "r.json")])
+    result = json.loads((tmp_path / "r.json").read_text())
+    assert result["machine"]["cores"] >= 1
+    (row,) = result["results"]
+    assert set(row["median_seconds"]) == {"vit_encoder", "au_mlt", "au_mlt_absorbed", "vit_classifier", "matmul"}
+    assert row["images_per_second"]["au_mlt"] == pytest.approx(2 / row["median_seconds"]["au_mlt"])
+    assert row["time_ratio_to_encoder"]["vit_encoder"] == 1.0
+
+
+def test_bench_training_tiny(tmp_path):
+    bench_training.main(["--preset", "tiny", "--batch_size", "2", "--steps", "3", "--rounds", "1", "--output", str(tmp_path / "r.json")])
+    result = json.loads((tmp_path / "r.json").read_text())
+    # 1 timed block of 3 steps per model; the block's first step is not timed
+    assert result["timed_steps"] == {"au_mlt": 2, "vit_classifier": 2}
+    assert all(value > 100 for value in result["peak_rss_mib"].values())
+    ratio = result["median_step_seconds"]["au_mlt"] / result["median_step_seconds"]["vit_classifier"]
+    assert result["au_mlt_slowdown"] == pytest.approx(ratio - 1)
+
+
+def test_bench_data_tiny(tmp_path):
+    bench_data.main(["--preset", "tiny", "--batch_size", "2", "--batches", "1", "--steps", "2", "--rounds", "1", "--workers", "0", "1", "--output", str(tmp_path / "r.json")])
+    rates = json.loads((tmp_path / "r.json").read_text())["samples_per_second"]
+    assert set(rates) == {
+        "transform, 0 workers", "transform, 1 workers", "training, in-memory tensors",
+        "training, transform, 0 workers", "training, transform, 1 workers",
+    }
+    assert all(rate > 0 for rate in rates.values())
+
+
+def test_face_dataset_has_converter_columns():
+    dataset = bench_data.face_dataset(3)
+    assert dataset.column_names == ["image", "labels", "video_id", "frame"]
+    assert dataset[0]["image"].size == (bench_data.FACE_SIZE, bench_data.FACE_SIZE)
+    assert dataset[2]["frame"] == 3
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_absorbed_cross_attention_matches_the_model(training):
+    torch.manual_seed(0)
+    model = AUMLTModel(AUMLTConfig(vision_config=TINY_VISION, decoder_attention_heads=4, decoder_dropout=0.0))
+    with torch.no_grad():  # non-zero biases, so dropping the key bias and moving the value bias are exercised
+        for layer in model.layers:
+            layer.cross_attn.k_proj.bias.normal_()
+            layer.cross_attn.v_proj.bias.normal_()
+    absorbed = absorb_cross_attention(copy.deepcopy(model))
+    model.train(training), absorbed.train(training)
+    pixels = torch.randn(3, 3, 32, 32)
+    mask = torch.rand(3, 12, 17) > 0.3
+    mask[..., 0] = True  # every label keeps at least one token
+    expected = model(pixels, cross_attention_mask=mask, output_attentions=True)
+    got = absorbed(pixels, cross_attention_mask=mask, output_attentions=True)
+    torch.testing.assert_close(got.logits, expected.logits, rtol=1e-5, atol=1e-5)
+    for got_weights, expected_weights in zip(got.cross_attentions, expected.cross_attentions):
+        torch.testing.assert_close(got_weights, expected_weights, rtol=1e-5, atol=1e-6)
+    if training:  # the gradients agree too
+        expected.logits.sum().backward()
+        got.logits.sum().backward()
+        torch.testing.assert_close(
+            absorbed.layers[0].cross_attn.k_proj.weight.grad, model.layers[0].cross_attn.k_proj.weight.grad, rtol=1e-4, atol=1e-6
+        )
+
+
+def test_pixel_share_by_hand():
+    attention = np.zeros((2, 2, 2))
+    attention[0, 0, 0] = 1.0  # label 0: all mass on the top-left patch
+    attention[1] = 0.25  # label 1: uniform
+    masks = np.zeros((2, 4, 4), dtype=bool)
+    masks[0, :2, :2] = True  # top-left quadrant
+    masks[1, :, :1] = True  # the left column: a quarter of the pixels
+    np.testing.assert_allclose(bench_attention.pixel_share(attention, masks), [1.0, 0.25])
+
+
+def test_validation_frames_spacing():
+    regions = {"videos": {
+        "b": {"split": "Validation_Set", "affines": {str(frame): None for frame in range(1, 11)}},
+        "a": {"split": "Train_Set", "affines": {"1": None}},
+    }}
+    assert bench_attention.validation_frames(regions, 5) == [("b", 1), ("b", 3), ("b", 5), ("b", 7), ("b", 9)]
+    with pytest.raises(ValueError, match="no validation frame"):
+        bench_attention.validation_frames({"videos": {"a": regions["videos"]["a"]}}, 5)
+
+
+@pytest.fixture(scope="module")
+def quality_run(tmp_path_factory):
+    """bench_quality on a tiny setting (2 variants, 2 seeds, 2 steps); its work folder and JSON."""
+    work = tmp_path_factory.mktemp("quality")
+    arguments = run_all.SETTINGS["tiny"]["quality"]
+    bench_quality.main([*arguments, "--work_dir", str(work), "--output", str(work / "quality.json")])
+    return work, json.loads((work / "quality.json").read_text())
+
+
+def test_bench_quality_tiny(quality_run):
+    work, result = quality_run
+    assert set(result["runs"]) == {"paper", "vit_linear_head"}
+    for variant, runs in result["runs"].items():
+        assert len(runs) == 2
+        assert set(runs[0]) == {"mean_f1", *(f"f1_{name}" for name in ("AU1", "AU2", "AU4", "AU6", "AU7", "AU10", "AU12", "AU15", "AU23", "AU24", "AU25", "AU26"))}
+        values = [run["mean_f1"] for run in runs]
+        assert result["summary"][variant]["mean_f1"]["mean"] == pytest.approx(np.mean(values))
+        assert result["summary"][variant]["mean_f1"]["std"] == pytest.approx(np.std(values, ddof=1))
+    assert (work / bench_quality.PAPER_MODEL_DIR / "model.safetensors").exists()
+
+
+def test_bench_attention_tiny(quality_run, tmp_path):
+    work, _ = quality_run
+    bench_attention.main([
+        "--model_dir", str(work / bench_quality.PAPER_MODEL_DIR), "--synthetic_tree", str(work / "synthetic_tree"),
+        "--max_frames", "4", "--figure", str(tmp_path / "figure.png"), "--output", str(tmp_path / "a.json"),
+    ])
+    result = json.loads((tmp_path / "a.json").read_text())
+    assert result["frames"] == 4
+    for stats in result["per_au"].values():
+        assert 0 <= stats["attention_inside"] <= 1 and 0 < stats["region_share"] < 1
+        assert stats["lift"] == pytest.approx(stats["attention_inside"] / stats["region_share"])
+    assert (tmp_path / "figure.png").stat().st_size > 1000
+
+
+def test_run_all_commands_cover_every_section(tmp_path):
+    commands = run_all.commands("quick", tmp_path / "results", tmp_path / "work", tmp_path / "figure.png")
+    assert {"inference", "training", "data", "quality", "attention"} <= set(commands)
+    for name, arguments in commands.items():
+        assert arguments[0].endswith(".py") and str(tmp_path / "results" / f"{name}.json") in arguments
+    assert commands["attention"][commands["attention"].index("--model_dir") + 1] == str(tmp_path / "work" / "paper_model")
