@@ -158,7 +158,6 @@ def test_default_job_is_used_only_without_a_dataset_argument(tmp_path):
     assert not training_args.remove_unused_columns and training_args.batch_eval_metrics
 
 
-@pytest.mark.slow
 def test_two_cpu_ranks_take_half_the_optimizer_steps_per_epoch(dataset_dir, tmp_path):
     environment = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "HF_HUB_OFFLINE": "1", "ACCELERATE_USE_CPU": "1"}
     arguments = ["--dataset_dir", dataset_dir, "--num_train_epochs", "1", "--save_strategy", "no", *COMMON]
