@@ -254,6 +254,12 @@ def _map(function, tasks: list, num_proc: int) -> list:
     if num_proc == 1 or len(tasks) <= 1:
         return [function(task) for task in tqdm(tasks, **progress)]
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    with multiprocessing.get_context(method).Pool(min(num_proc, len(tasks)), initializer=cv2.setNumThreads,
-                                                   initargs=(1,)) as pool:
-        return list(tqdm(pool.imap(function, tasks), **progress))
+    # A forked worker that inherits a running OpenCV thread pool deadlocks when it touches it (seen in the
+    # test suite after face detection had run): shut the pool down here, before forking.
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        with multiprocessing.get_context(method).Pool(min(num_proc, len(tasks))) as pool:
+            return list(tqdm(pool.imap(function, tasks), **progress))
+    finally:
+        cv2.setNumThreads(threads)
