@@ -43,7 +43,7 @@ logger = logging.getLogger(__name__)
 
 LOSS_WEIGHTS_FILE = "loss_weights.json"
 EVAL_RESULTS_FILE = "eval_results.json"
-SYNTHETIC_SOURCES = ("synthetic*.py", "abaw.py", "conversion.py")  # code whose change invalidates the cache
+SYNTHETIC_SOURCES = ("synthetic*.py", "abaw.py", "conversion.py", "arrow_shards.py")  # code whose change invalidates the cache
 
 
 def synthetic_cache_key(data_args: DataArguments) -> str:
