@@ -34,7 +34,10 @@ SETTINGS = {
         "inference": ["--repeats", "3"],
         "training": ["--batch_size", "16", "--steps", "3", "--rounds", "2"],
         "data": ["--batch_size", "16", "--batches", "2", "--steps", "3", "--rounds", "1"],
-        "quality": ["--steps", "25", "--train_videos", "8", "--val_videos", "3", "--frames_per_video", "120"],
+        "quality": [
+            "--steps", "30", "--encoder_layers", "2", "--image_size", "32", "--max_eval_samples", "300",
+            "--train_videos", "8", "--val_videos", "3", "--frames_per_video", "120",
+        ],
         "attention": ["--max_frames", "120"],
     },
     "tiny": {

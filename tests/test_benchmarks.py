@@ -1,6 +1,7 @@
 """The benchmark scripts keep working (tiny settings) and their helpers compute what they claim.
 
-No timing is asserted: speed goals are checked by running the benchmarks, not by tests.
+No timing is asserted: speed goals are checked by running the benchmarks, not by tests. The tiny runs of
+sections 2, 3, 5 and 6 take 25-40 s each and are marked slow (`pytest -m slow` runs them).
 """
 
 import copy
@@ -74,6 +75,7 @@ def test_bench_inference_tiny(tmp_path):
     assert row["time_ratio_to_encoder"]["vit_encoder"] == 1.0
 
 
+@pytest.mark.slow  # tens of seconds: subprocesses, DataLoader workers or training runs
 def test_bench_training_tiny(tmp_path):
     bench_training.main(["--preset", "tiny", "--batch_size", "2", "--steps", "3", "--rounds", "1", "--output", str(tmp_path / "r.json")])
     result = json.loads((tmp_path / "r.json").read_text())
@@ -84,6 +86,7 @@ def test_bench_training_tiny(tmp_path):
     assert result["au_mlt_slowdown"] == pytest.approx(ratio - 1)
 
 
+@pytest.mark.slow  # tens of seconds: subprocesses, DataLoader workers or training runs
 def test_bench_data_tiny(tmp_path):
     bench_data.main(["--preset", "tiny", "--batch_size", "2", "--batches", "1", "--steps", "2", "--rounds", "1", "--workers", "0", "1", "--output", str(tmp_path / "r.json")])
     rates = json.loads((tmp_path / "r.json").read_text())["samples_per_second"]
@@ -156,6 +159,7 @@ def quality_run(tmp_path_factory):
     return work, json.loads((work / "quality.json").read_text())
 
 
+@pytest.mark.slow  # tens of seconds: subprocesses, DataLoader workers or training runs
 def test_bench_quality_tiny(quality_run):
     work, result = quality_run
     assert set(result["runs"]) == {"paper", "vit_linear_head"}
@@ -168,6 +172,7 @@ def test_bench_quality_tiny(quality_run):
     assert (work / bench_quality.PAPER_MODEL_DIR / "model.safetensors").exists()
 
 
+@pytest.mark.slow  # tens of seconds: subprocesses, DataLoader workers or training runs
 def test_bench_attention_tiny(quality_run, tmp_path):
     work, _ = quality_run
     bench_attention.main([
