@@ -75,7 +75,6 @@ def test_bench_inference_tiny(tmp_path):
     assert row["time_ratio_to_encoder"]["vit_encoder"] == 1.0
 
 
-@pytest.mark.slow  # tens of seconds: subprocesses, DataLoader workers or training runs
 def test_bench_training_tiny(tmp_path):
     bench_training.main(["--preset", "tiny", "--batch_size", "2", "--steps", "3", "--rounds", "1", "--output", str(tmp_path / "r.json")])
     result = json.loads((tmp_path / "r.json").read_text())
@@ -86,7 +85,6 @@ def test_bench_training_tiny(tmp_path):
     assert result["au_mlt_slowdown"] == pytest.approx(ratio - 1)
 
 
-@pytest.mark.slow  # tens of seconds: subprocesses, DataLoader workers or training runs
 def test_bench_data_tiny(tmp_path):
     bench_data.main(["--preset", "tiny", "--batch_size", "2", "--batches", "1", "--steps", "2", "--rounds", "1", "--workers", "0", "1", "--output", str(tmp_path / "r.json")])
     rates = json.loads((tmp_path / "r.json").read_text())["samples_per_second"]
@@ -159,7 +157,6 @@ def quality_run(tmp_path_factory):
     return work, json.loads((work / "quality.json").read_text())
 
 
-@pytest.mark.slow  # tens of seconds: subprocesses, DataLoader workers or training runs
 def test_bench_quality_tiny(quality_run):
     work, result = quality_run
     assert set(result["runs"]) == {"paper", "vit_linear_head"}
@@ -172,7 +169,6 @@ def test_bench_quality_tiny(quality_run):
     assert (work / bench_quality.PAPER_MODEL_DIR / "model.safetensors").exists()
 
 
-@pytest.mark.slow  # tens of seconds: subprocesses, DataLoader workers or training runs
 def test_bench_attention_tiny(quality_run, tmp_path):
     work, _ = quality_run
     bench_attention.main([
