@@ -2,6 +2,8 @@
 
 import json
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,3 +28,20 @@ def write_json(path: str | Path, data) -> Path:
     with atomic_output(path) as temporary:
         temporary.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     return Path(path)
+
+
+def replace_dir(complete: Path, output_dir: Path, *, keep_other_entries: bool = False) -> None:
+    """Rename the finished folder `complete` to `output_dir`; an earlier output is moved aside first and
+    deleted after. With `keep_other_entries`, entries of the earlier output that `complete` lacks (e.g. a
+    training run's checkpoints) are moved into it before the swap."""
+    if not output_dir.exists():
+        os.replace(complete, output_dir)
+        return
+    if keep_other_entries:
+        for entry in output_dir.iterdir():
+            if not (complete / entry.name).exists():
+                os.replace(entry, complete / entry.name)
+    old = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.old-", dir=output_dir.parent))
+    os.replace(output_dir, old / "previous")
+    os.replace(complete, output_dir)
+    shutil.rmtree(old, ignore_errors=True)

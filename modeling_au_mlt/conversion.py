@@ -39,6 +39,7 @@ from datasets import Dataset, DatasetDict, DatasetInfo, config, load_from_disk
 from huggingface_hub import HfApi
 
 from .arrow_shards import features_for, write_split
+from .atomic_io import replace_dir
 
 NOT_ANNOTATED = -1.0
 LABEL_VALUES = {"-1": -1.0, "0": 0.0, "1": 1.0}
@@ -263,17 +264,6 @@ def check_replaceable(output_dir: Path) -> None:
         or (any(output_dir.iterdir()) and not any((output_dir / marker).exists() for marker in _OUTPUT_MARKERS))
     ):
         raise FileExistsError(f"{output_dir} exists and is not an earlier converter output; choose another output")
-
-
-def replace_dir(complete: Path, output_dir: Path) -> None:
-    """Rename `complete` to `output_dir`; an earlier output is moved aside first and deleted after."""
-    if not output_dir.exists():
-        os.replace(complete, output_dir)
-        return
-    old = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.old-", dir=output_dir.parent))
-    os.replace(output_dir, old / "previous")
-    os.replace(complete, output_dir)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def make_report(label_names: Sequence[str], counts: dict[str, SplitCounts], **settings) -> dict:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import transformers
 
+from .atomic_io import replace_dir
 from .configuration_au_mlt import AUMLTConfig
 
 # The PIL processor needs no torchvision; the default class would fall back to it with a warning anyway.
@@ -47,23 +48,8 @@ def save_for_hub(model: transformers.PreTrainedModel, output_dir: str | Path, im
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    replace_directory(staging, output_dir)
+    replace_dir(staging, output_dir, keep_other_entries=True)
     return output_dir
-
-
-def replace_directory(staging: Path, target: Path) -> None:
-    """Swap `staging` in for `target` by renames, carrying over the entries of `target` that `staging` lacks."""
-    if not target.exists():
-        staging.rename(target)
-        return
-    backup = target.with_name(f".{target.name}.replaced")
-    shutil.rmtree(backup, ignore_errors=True)
-    target.rename(backup)
-    for entry in backup.iterdir():
-        if not (staging / entry.name).exists():
-            entry.rename(staging / entry.name)
-    staging.rename(target)
-    shutil.rmtree(backup)
 
 
 __all__ = ["image_processor_for", "save_for_hub"]

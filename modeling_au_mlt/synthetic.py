@@ -46,7 +46,7 @@ from tqdm.auto import tqdm
 
 from .atomic_io import atomic_output
 from .configuration_au_mlt import ABAW_AUS
-from .conversion import replace_dir
+from .atomic_io import replace_dir
 from .synthetic_faces import CANONICAL_SIZE, FaceRenderer, au_regions, pose_matrix, polygon_mask, sample_identity
 from .synthetic_faces import transform_polygons
 from .synthetic_labels import sample_video
