@@ -11,6 +11,7 @@ from transformers import PreTrainedConfig, ViTConfig
 
 ABAW_AUS = ("AU1", "AU2", "AU4", "AU6", "AU7", "AU10", "AU12", "AU15", "AU23", "AU24", "AU25", "AU26")
 HEAD_TYPES = ("shared", "per_label")
+ENCODER_STEMS = ("patch", "conv")
 
 
 class AUMLTConfig(PreTrainedConfig):
@@ -19,6 +20,15 @@ class AUMLTConfig(PreTrainedConfig):
     Args:
         vision_config (`dict` or `ViTConfig`, *optional*):
             The ViT encoder's configuration; `None` gives `ViTConfig()` defaults (ViT-B/16, 224 px).
+        encoder_stem (`str`, *optional*, defaults to `"patch"`):
+            How the encoder turns pixels into patch tokens. `"patch"`: the ViT's own `patch_size` convolution
+            (pretrained ViT checkpoints load unchanged). `"conv"`: a convolutional stem (Xiao et al. 2021, "Early
+            convolutions help transformers see better") of 3x3 stride-2 convolutions, each followed by BatchNorm
+            and ReLU, then a 1x1 convolution to the encoder width; its total stride is `patch_size`, so the token
+            grid, the CLS token and the position embeddings are unchanged.
+        encoder_stem_channels (`list[int]`, *optional*):
+            Output channels of the conv stem's stride-2 stages, one per halving of the resolution
+            (`2 ** len(encoder_stem_channels) == patch_size`); `None` gives 32, 64, 128, ... up to that length.
         decoder_hidden_size (`int`, *optional*):
             Width `d` of the label tokens. `None` uses the encoder's hidden size; any other value adds a
             linear projection of the encoder tokens to this width.
@@ -33,7 +43,11 @@ class AUMLTConfig(PreTrainedConfig):
         decoder_attention_dropout (`float`, *optional*, defaults to 0.0):
             Dropout on the decoder attention probabilities.
         decoder_layer_norm_eps (`float`, *optional*, defaults to 1e-5):
-            Epsilon of the decoder's post-LayerNorms.
+            Epsilon of the decoder's LayerNorms.
+        decoder_norm_first (`bool`, *optional*, defaults to `False`):
+            `False`: the paper's post-norm layers, `LN[x + D(block(x))]` (eqs. 5-7). `True`: pre-norm layers,
+            `x + D(block(LN(x)))`, with one LayerNorm after the last layer (Xiong et al. 2020, "On layer
+            normalization in the transformer architecture").
         label_self_attention (`bool`, *optional*, defaults to `True`):
             Token self-attention among labels (eq. 5). `False` gives the Query2Label / ML-Decoder form.
         head_type (`str`, *optional*, defaults to `"shared"`):
@@ -57,6 +71,8 @@ class AUMLTConfig(PreTrainedConfig):
     def __init__(
         self,
         vision_config=None,
+        encoder_stem="patch",
+        encoder_stem_channels=None,
         decoder_hidden_size=None,
         decoder_layers=2,
         decoder_attention_heads=8,
@@ -64,6 +80,7 @@ class AUMLTConfig(PreTrainedConfig):
         decoder_dropout=0.1,
         decoder_attention_dropout=0.0,
         decoder_layer_norm_eps=1e-5,
+        decoder_norm_first=False,
         label_self_attention=True,
         head_type="shared",
         thresholds=None,
@@ -76,6 +93,8 @@ class AUMLTConfig(PreTrainedConfig):
         elif isinstance(vision_config, dict):
             vision_config = ViTConfig(**vision_config)
         self.vision_config = vision_config
+        self.encoder_stem = encoder_stem
+        self.encoder_stem_channels = None if encoder_stem_channels is None else [int(c) for c in encoder_stem_channels]
         self.decoder_hidden_size = decoder_hidden_size
         self.decoder_layers = decoder_layers
         self.decoder_attention_heads = decoder_attention_heads
@@ -83,6 +102,7 @@ class AUMLTConfig(PreTrainedConfig):
         self.decoder_dropout = decoder_dropout
         self.decoder_attention_dropout = decoder_attention_dropout
         self.decoder_layer_norm_eps = decoder_layer_norm_eps
+        self.decoder_norm_first = decoder_norm_first
         self.label_self_attention = label_self_attention
         self.head_type = head_type
         self.thresholds = None if thresholds is None else [float(t) for t in thresholds]
@@ -107,6 +127,13 @@ class AUMLTConfig(PreTrainedConfig):
         return self.decoder_ffn_dim or 4 * self.hidden_size
 
     @property
+    def stem_channels(self) -> list[int]:
+        """Output channels of the conv stem's stride-2 stages."""
+        if self.encoder_stem_channels is not None:
+            return list(self.encoder_stem_channels)
+        return [32 * 2**stage for stage in range(stem_stages(self.vision_config.patch_size))]
+
+    @property
     def label_names(self) -> list[str]:
         """Label names in output order."""
         return [self.id2label[index] for index in range(self.num_labels)]
@@ -119,6 +146,7 @@ class AUMLTConfig(PreTrainedConfig):
             raise ValueError(f"id2label: keys must be 0..{len(self.id2label) - 1}, got {sorted(self.id2label)}")
         if self.head_type not in HEAD_TYPES:
             raise ValueError(f"head_type: expected one of {HEAD_TYPES}, got {self.head_type!r}")
+        self.validate_encoder_stem()
         for field in ("decoder_layers", "decoder_attention_heads"):
             if not isinstance(getattr(self, field), int) or getattr(self, field) < 1:
                 raise ValueError(f"{field}: expected a positive integer, got {getattr(self, field)!r}")
@@ -142,9 +170,35 @@ class AUMLTConfig(PreTrainedConfig):
             if not all(0.0 <= t <= 1.0 for t in self.thresholds):
                 raise ValueError(f"thresholds: every value must lie in [0, 1], got {self.thresholds}")
 
+    def validate_encoder_stem(self) -> None:
+        """Raise `ValueError` when the stem settings cannot give the ViT's token grid."""
+        if self.encoder_stem not in ENCODER_STEMS:
+            raise ValueError(f"encoder_stem: expected one of {ENCODER_STEMS}, got {self.encoder_stem!r}")
+        if self.encoder_stem == "patch":
+            return
+        patch_size = self.vision_config.patch_size
+        if stem_stages(patch_size) is None:
+            raise ValueError(
+                f"encoder_stem: the conv stem halves the resolution per stage, so vision_config.patch_size must be a "
+                f"power of 2 (at least 2), got {patch_size!r}"
+            )
+        channels = self.encoder_stem_channels
+        if channels is not None and (2 ** len(channels) != patch_size or min(channels, default=0) < 1):
+            raise ValueError(
+                f"encoder_stem_channels: expected {stem_stages(patch_size)} positive channel counts (2 ** stages = "
+                f"patch_size {patch_size}), got {channels}"
+            )
+
     def decision_thresholds(self) -> list[float]:
         """Per-label thresholds in output order (0.5 where none were tuned)."""
         return list(self.thresholds) if self.thresholds is not None else [0.5] * self.num_labels
+
+
+def stem_stages(patch_size) -> int | None:
+    """Number of stride-2 stages giving a total stride of `patch_size`, or `None` when no number does."""
+    if not isinstance(patch_size, int) or patch_size < 2 or patch_size & (patch_size - 1):
+        return None
+    return patch_size.bit_length() - 1
 
 
 __all__ = ["ABAW_AUS", "AUMLTConfig"]

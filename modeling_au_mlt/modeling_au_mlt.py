@@ -3,10 +3,14 @@
 Tallec, Yvinec, Dapogny, Bailly, "Multi-label classification with Transformers for Action Unit
 Detection" (ABAW3, 2022). Equations referenced below are the paper's:
 
+- `AUMLTConvStem`: the optional convolutional stem of the encoder (`encoder_stem="conv"`), the early
+  convolutions of Xiao et al. 2021 ("Early convolutions help transformers see better") in place of the ViT's
+  patch convolution; the paper's authors likewise put a CNN in front of their transformer layer.
 - `AUMLTAttention`: multi-head attention, eqs. 1-3, with the binary mask of eq. 2.
 - `AUMLTMLP`: the MLP block, eq. 4.
 - `AUMLTDecoderLayer`: token self-attention (eq. 5), token-to-patch cross-attention (eq. 6) and the MLP
-  block (eq. 7), each with a residual connection and a post-LayerNorm.
+  block (eq. 7), each with a residual connection and a post-LayerNorm (or, with `decoder_norm_first`, a
+  pre-LayerNorm, Xiong et al. 2020).
 - `AUMLTModel`: a ViT encoder gives the image tokens X, learned label tokens T(0) go through `N_l`
   decoder layers, and a sigmoid head maps each token to one logit (eq. 8). The loss is eq. 10's BCE,
   averaged over annotated entries.
@@ -24,11 +28,13 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import PreTrainedModel, ViTModel
 from transformers.modeling_layers import GradientCheckpointingLayer
-from transformers.utils import ModelOutput
+from transformers.utils import ModelOutput, logging
 
 from .configuration_au_mlt import AUMLTConfig
 
 IGNORE_LABEL = -1
+STEM_PREFIX = "embeddings.patch_embeddings."  # the encoder's patch stem, in `ViTModel.state_dict()` names
+logger = logging.get_logger(__name__)
 
 
 @dataclass
@@ -70,6 +76,39 @@ class AUMLTOutput(ModelOutput):
     decoder_hidden_states: tuple[torch.FloatTensor, ...] | None = None
     decoder_attentions: tuple[torch.FloatTensor, ...] | None = None
     cross_attentions: tuple[torch.FloatTensor, ...] | None = None
+
+
+class AUMLTConvStem(nn.Module):
+    """Stride-2 3x3 convolutions with BatchNorm and ReLU, then a 1x1 convolution to the encoder width.
+
+    A drop-in for `ViTPatchEmbeddings`: same input, same `(batch, patches, hidden)` output on the same grid
+    (total stride `patch_size`), and a final convolution named `projection`, whose dtype `ViTModel` reads.
+    """
+
+    def __init__(self, config: AUMLTConfig):
+        super().__init__()
+        vision = config.vision_config
+        self.image_size = (vision.image_size, vision.image_size) if isinstance(vision.image_size, int) else tuple(vision.image_size)
+        self.patch_size = (vision.patch_size, vision.patch_size)
+        self.num_channels = vision.num_channels
+        self.num_patches = (self.image_size[0] // vision.patch_size) * (self.image_size[1] // vision.patch_size)
+        stages, in_channels = [], vision.num_channels
+        for out_channels in config.stem_channels:
+            # No conv bias: the BatchNorm that follows has its own.
+            stages += [
+                nn.Conv2d(in_channels, out_channels, kernel_size=3, stride=2, padding=1, bias=False),
+                nn.BatchNorm2d(out_channels),
+                nn.ReLU(),
+            ]
+            in_channels = out_channels
+        self.stages = nn.Sequential(*stages)
+        self.projection = nn.Conv2d(in_channels, vision.hidden_size, kernel_size=1)
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        if pixel_values.shape[1] != self.num_channels:
+            raise ValueError(f"pixel_values: expected {self.num_channels} channels, got {pixel_values.shape[1]}")
+        features = self.projection(self.stages(pixel_values))  # (batch, hidden, height / patch, width / patch)
+        return features.flatten(2).transpose(1, 2)  # (batch, patches, hidden)
 
 
 class AUMLTAttention(nn.Module):
@@ -135,11 +174,15 @@ class AUMLTMLP(nn.Module):
 
 
 class AUMLTDecoderLayer(GradientCheckpointingLayer):
-    """One decoder layer: eqs. 5 (optional), 6 and 7, each `LN[x + D(block(x))]` (post-norm as in the paper)."""
+    """One decoder layer: eqs. 5 (optional), 6 and 7.
+
+    Post-norm as in the paper, `LN[x + D(block(x))]`; with `decoder_norm_first`, pre-norm `x + D(block(LN(x)))`.
+    """
 
     def __init__(self, config: AUMLTConfig):
         super().__init__()
         eps = config.decoder_layer_norm_eps
+        self.norm_first = config.decoder_norm_first
         self.self_attn = AUMLTAttention(config) if config.label_self_attention else None
         self.self_attn_layer_norm = nn.LayerNorm(config.hidden_size, eps=eps) if config.label_self_attention else None
         self.cross_attn = AUMLTAttention(config)
@@ -147,6 +190,14 @@ class AUMLTDecoderLayer(GradientCheckpointingLayer):
         self.mlp = AUMLTMLP(config)
         self.final_layer_norm = nn.LayerNorm(config.hidden_size, eps=eps)
         self.dropout = nn.Dropout(config.decoder_dropout)
+
+    def residual_block(self, hidden_states: torch.Tensor, layer_norm: nn.LayerNorm, block) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """`LN[x + D(block(x))]`, or `x + D(block(LN(x)))` when norm-first; `block` returns (output, weights)."""
+        if self.norm_first:
+            output, weights = block(layer_norm(hidden_states))
+            return hidden_states + self.dropout(output), weights
+        output, weights = block(hidden_states)
+        return layer_norm(hidden_states + self.dropout(output)), weights
 
     def forward(
         self,
@@ -158,16 +209,19 @@ class AUMLTDecoderLayer(GradientCheckpointingLayer):
     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         self_weights = None
         if self.self_attn is not None:
-            residual = hidden_states
-            hidden_states, self_weights = self.self_attn(hidden_states, hidden_states, self_attention_mask, output_attentions)
-            hidden_states = self.self_attn_layer_norm(residual + self.dropout(hidden_states))  # eq. 5
-
-        residual = hidden_states
-        hidden_states, cross_weights = self.cross_attn(hidden_states, image_states, cross_attention_mask, output_attentions)
-        hidden_states = self.cross_attn_layer_norm(residual + self.dropout(hidden_states))  # eq. 6
-
-        residual = hidden_states
-        hidden_states = self.final_layer_norm(residual + self.dropout(self.mlp(hidden_states)))  # eq. 7
+            hidden_states, self_weights = self.residual_block(  # eq. 5
+                hidden_states,
+                self.self_attn_layer_norm,
+                lambda states: self.self_attn(states, states, self_attention_mask, output_attentions),
+            )
+        hidden_states, cross_weights = self.residual_block(  # eq. 6
+            hidden_states,
+            self.cross_attn_layer_norm,
+            lambda states: self.cross_attn(states, image_states, cross_attention_mask, output_attentions),
+        )
+        hidden_states, _ = self.residual_block(  # eq. 7
+            hidden_states, self.final_layer_norm, lambda states: (self.mlp(states), None)
+        )
         return hidden_states, self_weights, cross_weights
 
 
@@ -215,6 +269,13 @@ class AUMLTPreTrainedModel(PreTrainedModel):
             nn.init.zeros_(module.bias)
         elif isinstance(module, AUMLTModel):
             nn.init.trunc_normal_(module.label_embeddings, std=std)
+            if isinstance(module.encoder.embeddings.patch_embeddings, AUMLTConvStem):
+                # The encoder's own init (run first, on its submodules) gives convolutions N(0, 0.02); ReLU stages
+                # want He initialisation. Their BatchNorms were reset to the identity by the same pass.
+                stem = module.encoder.embeddings.patch_embeddings
+                for layer in stem.stages:
+                    if isinstance(layer, nn.Conv2d):
+                        nn.init.kaiming_normal_(layer.weight, mode="fan_out", nonlinearity="relu")
 
 
 class AUMLTModel(AUMLTPreTrainedModel):
@@ -223,6 +284,8 @@ class AUMLTModel(AUMLTPreTrainedModel):
     def __init__(self, config: AUMLTConfig):
         super().__init__(config)
         self.encoder = ViTModel(config.vision_config, add_pooling_layer=False)
+        if config.encoder_stem == "conv":
+            self.encoder.embeddings.patch_embeddings = AUMLTConvStem(config)
         encoder_size = config.vision_config.hidden_size
         # The paper's X has the decoder's width; a narrower decoder needs the encoder tokens projected.
         self.input_projection = (
@@ -231,18 +294,35 @@ class AUMLTModel(AUMLTPreTrainedModel):
         # T(0) = I_L W_t: one learned embedding per label.
         self.label_embeddings = nn.Parameter(torch.empty(config.num_labels, config.hidden_size))
         self.layers = nn.ModuleList([AUMLTDecoderLayer(config) for _ in range(config.decoder_layers)])
+        # Pre-norm layers leave the residual stream unnormalised: normalise it once before the head.
+        self.final_layer_norm = (
+            nn.LayerNorm(config.hidden_size, eps=config.decoder_layer_norm_eps) if config.decoder_norm_first else nn.Identity()
+        )
         self.head = AUMLTHead(config)
         self.gradient_checkpointing = False
         self.post_init()
 
     @classmethod
     def from_encoder_pretrained(cls, encoder_name_or_path: str, **config_kwargs) -> "AUMLTModel":
-        """Build AU-MLT around a pretrained ViT (Hub id or local folder); the decoder starts fresh."""
+        """Build AU-MLT around a pretrained ViT (Hub id or local folder); the decoder starts fresh.
+
+        With `encoder_stem="conv"` the transformer blocks come from the checkpoint and the stem, which replaces
+        the checkpoint's patch convolution, starts fresh; the freshly initialised weights are logged.
+        """
         encoder = ViTModel.from_pretrained(encoder_name_or_path, add_pooling_layer=False)
         model = cls(AUMLTConfig(vision_config=encoder.config.to_dict(), **config_kwargs))
-        missing, unexpected = model.encoder.load_state_dict(encoder.state_dict(), strict=True)
-        if missing or unexpected:
+        weights = encoder.state_dict()
+        if model.config.encoder_stem != "patch":
+            weights = {name: tensor for name, tensor in weights.items() if not name.startswith(STEM_PREFIX)}
+        missing, unexpected = model.encoder.load_state_dict(weights, strict=False)
+        fresh = [name for name in missing if name.startswith(STEM_PREFIX)]
+        if unexpected or len(fresh) != len(missing):
             raise ValueError(f"{encoder_name_or_path}: encoder weights do not match (missing {missing}, unexpected {unexpected})")
+        if fresh:
+            logger.warning(
+                "%s: the %s stem is newly initialised (%d tensors: %s); the transformer blocks are the checkpoint's",
+                encoder_name_or_path, model.config.encoder_stem, len(fresh), ", ".join(fresh),
+            )
         return model
 
     def save_pretrained(self, save_directory, *args, **kwargs):
@@ -308,6 +388,7 @@ class AUMLTModel(AUMLTPreTrainedModel):
             if output_hidden_states:
                 all_hidden_states += (hidden_states,)
 
+        hidden_states = self.final_layer_norm(hidden_states)
         logits = self.head(hidden_states)  # (batch, labels)
         loss = self.masked_bce(logits, labels) if labels is not None else None
         output = AUMLTOutput(
@@ -340,4 +421,4 @@ class AUMLTModel(AUMLTPreTrainedModel):
         return (losses * annotated).sum() / annotated.sum().clamp(min=1)
 
 
-__all__ = ["AUMLTModel", "AUMLTOutput", "AUMLTPreTrainedModel"]
+__all__ = ["AUMLTConvStem", "AUMLTModel", "AUMLTOutput", "AUMLTPreTrainedModel"]

@@ -56,3 +56,25 @@ def test_custom_label_set_round_trips(tmp_path):
 def test_invalid_values_raise_naming_the_field(overrides, field):
     with pytest.raises(ValueError, match=field):
         tiny_config(**overrides)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"encoder_stem": "resnet"},
+        {"encoder_stem": "conv", "vision_config": {**TINY_VISION, "patch_size": 12}},
+        {"encoder_stem": "conv", "encoder_stem_channels": [16, 32]},
+        {"encoder_stem": "conv", "encoder_stem_channels": [16, 0, 32]},
+    ],
+)
+def test_invalid_stem_settings_raise_naming_the_field(overrides):
+    with pytest.raises(ValueError, match="encoder_stem"):
+        tiny_config(**overrides)
+
+
+def test_stem_channels_default_doubles_per_stage_and_round_trips(tmp_path):
+    assert tiny_config(encoder_stem="conv").stem_channels == [32, 64, 128]
+    config = tiny_config(encoder_stem="conv", encoder_stem_channels=[8, 16, 24], decoder_norm_first=True)
+    config.save_pretrained(tmp_path)
+    loaded = type(config).from_pretrained(tmp_path)
+    assert loaded.stem_channels == [8, 16, 24] and loaded.decoder_norm_first and loaded.encoder_stem == "conv"

@@ -33,10 +33,14 @@ print(json.dumps(rows))
 """
 
 
-@pytest.fixture(scope="module")
-def saved_folder(tmp_path_factory):
+@pytest.fixture(scope="module", params=["patch", "conv"])
+def saved_folder(request, tmp_path_factory):
+    """A saved model with each encoder stem; the conv stem's BatchNorm statistics moved off their defaults."""
     torch.manual_seed(0)
-    model = AUMLTModel(tiny_config(thresholds=[0.4] * 12)).eval()
+    model = AUMLTModel(tiny_config(thresholds=[0.4] * 12, encoder_stem=request.param))
+    with torch.no_grad():
+        model.train()(random_pixels(4, seed=5))
+    model.eval()
     folder = save_for_hub(model, tmp_path_factory.mktemp("hub") / "au-mlt")
     return model, folder
 

@@ -172,3 +172,105 @@ def test_from_encoder_pretrained_copies_every_encoder_weight(tmp_path):
     for name, tensor in source.items():
         torch.testing.assert_close(target[name], tensor, rtol=0, atol=0, msg=name)
     assert model.config.vision_config.hidden_size == 32 and model.config.label_names == ["AU12"]
+
+
+def test_conv_stem_gives_the_patch_stem_token_grid():
+    patch, conv = eval_model(), eval_model(encoder_stem="conv")
+    pixels = random_pixels(2)
+    patch_tokens = patch.encoder.embeddings.patch_embeddings(pixels)
+    conv_tokens = conv.encoder.embeddings.patch_embeddings(pixels)
+    assert conv_tokens.shape == patch_tokens.shape == (2, NUM_TOKENS - 1, 32)
+    out = conv(pixels, output_attentions=True)
+    assert out.encoder_last_hidden_state.shape == (2, NUM_TOKENS, 32)
+    assert out.cross_attentions[-1].shape == (2, 4, 12, NUM_TOKENS)
+    # 32 px at stride 8: three stride-2 stages of the default channels, then the 1x1 projection to the width.
+    stem = conv.encoder.embeddings.patch_embeddings
+    convs = [layer for layer in stem.stages if isinstance(layer, torch.nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels, c.stride) for c in convs] == [(3, 32, (2, 2)), (32, 64, (2, 2)), (64, 128, (2, 2))]
+    assert (stem.projection.in_channels, stem.projection.out_channels, stem.projection.kernel_size) == (128, 32, (1, 1))
+
+
+def test_conv_stem_token_follows_its_receptive_field():
+    model = eval_model(encoder_stem="conv", encoder_stem_channels=[4, 8, 8])
+    stem = model.encoder.embeddings.patch_embeddings
+    pixels = random_pixels(1)
+    changed = pixels.clone()
+    changed[..., 24:, 24:] += 1.0  # the bottom-right 8x8 cell only
+    delta = (stem(changed) - stem(pixels)).abs().sum(-1)[0].view(4, 4)  # (grid rows, grid columns)
+    # 3x3 convolutions with padding see one pixel across a cell border per stage: the top-left cells stay put.
+    assert delta[3, 3] > 0 and torch.all(delta[:2, :2] == 0)
+
+
+def test_conv_stem_initialisation():
+    model = eval_model(encoder_stem="conv")
+    stem = model.encoder.embeddings.patch_embeddings
+    first = stem.stages[0]
+    # He initialisation, fan-out mode: std sqrt(2 / (out_channels * 3 * 3)).
+    assert first.weight.std().item() == pytest.approx(math.sqrt(2 / (32 * 9)), rel=0.15)
+    for norm in (layer for layer in stem.stages if isinstance(layer, torch.nn.BatchNorm2d)):
+        assert torch.all(norm.weight == 1) and torch.all(norm.bias == 0)
+        assert torch.all(norm.running_mean == 0) and torch.all(norm.running_var == 1)
+    assert stem.projection.weight.std().item() == pytest.approx(0.02, rel=0.2)
+
+
+@pytest.mark.parametrize("overrides", [{"encoder_stem": "conv"}, {"decoder_norm_first": True}, {"encoder_stem": "conv", "decoder_norm_first": True, "label_self_attention": False}])
+def test_every_parameter_of_each_variant_receives_a_gradient(overrides):
+    torch.manual_seed(0)
+    model = AUMLTModel(tiny_config(**overrides)).train()
+    labels = torch.randint(0, 2, (3, 12)).float()
+    model(random_pixels(3), labels=labels).loss.backward()
+    for name, parameter in model.named_parameters():
+        assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
+
+
+def test_conv_stem_batch_norm_uses_running_statistics_in_eval_mode():
+    model = eval_model(encoder_stem="conv")
+    model.train()
+    model(random_pixels(8, seed=1))  # one training step's forward updates the running statistics
+    norm = model.encoder.embeddings.patch_embeddings.stages[1]
+    assert norm.num_batches_tracked.item() == 1 and not torch.all(norm.running_mean == 0)
+    model.eval()
+    pixels = random_pixels(4)
+    torch.testing.assert_close(model(pixels).logits[:1], model(pixels[:1]).logits, atol=1e-5, rtol=1e-5)
+
+
+def test_conv_stem_with_gradient_checkpointing_gives_the_same_gradients():
+    grads = []
+    labels = torch.randint(0, 2, (2, 12), generator=torch.Generator().manual_seed(1)).float()
+    for checkpointing in (False, True):
+        model = eval_model(encoder_stem="conv", decoder_dropout=0.0)
+        if checkpointing:
+            model.gradient_checkpointing_enable()
+        model.train()
+        model(random_pixels(2), labels=labels).loss.backward()
+        grads.append(model.encoder.embeddings.patch_embeddings.stages[0].weight.grad.clone())
+    torch.testing.assert_close(grads[0], grads[1])
+
+
+def test_norm_first_layer_by_hand():
+    model = eval_model(decoder_norm_first=True, decoder_layers=1, label_self_attention=False)
+    layer = model.layers[0]
+    pixels = random_pixels(2)
+    out = model(pixels, output_hidden_states=True)
+    tokens = model.label_embeddings.expand(2, -1, -1)
+    image = out.encoder_last_hidden_state
+    after_cross = tokens + layer.cross_attn(layer.cross_attn_layer_norm(tokens), image)[0]
+    after_mlp = after_cross + layer.mlp(layer.final_layer_norm(after_cross))
+    torch.testing.assert_close(out.decoder_hidden_states[-1], after_mlp)
+    torch.testing.assert_close(out.logits, model.head(model.final_layer_norm(after_mlp)))
+
+
+def test_from_encoder_pretrained_with_conv_stem_keeps_the_blocks_and_reports_the_stem(tmp_path, caplog):
+    torch.manual_seed(3)
+    encoder = ViTModel(ViTConfig(**TINY_VISION), add_pooling_layer=False)
+    encoder.save_pretrained(tmp_path / "vit")
+    with caplog.at_level("WARNING"):
+        model = AUMLTModel.from_encoder_pretrained(str(tmp_path / "vit"), encoder_stem="conv", decoder_attention_heads=4)
+    source, target = encoder.state_dict(), model.encoder.state_dict()
+    stem_prefix = "embeddings.patch_embeddings."
+    assert {name for name in source if not name.startswith(stem_prefix)} == {name for name in target if not name.startswith(stem_prefix)}
+    for name, tensor in source.items():
+        if not name.startswith(stem_prefix):
+            torch.testing.assert_close(target[name], tensor, rtol=0, atol=0, msg=name)
+    assert "embeddings.patch_embeddings.stages.0.weight" in caplog.text and "newly initialised" in caplog.text
+    assert model.config.encoder_stem == "conv"
