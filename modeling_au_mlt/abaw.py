@@ -3,7 +3,8 @@
 Layout (see shared facts): images `<images_dir>/<video>/<frame:05d>.jpg` (1-based frames; two-person
 videos are separate `<name>_left` / `<name>_right` folders), labels
 `<annotations_dir>/{Train_Set,Validation_Set}/<video>.txt` (the parent may also be named
-`AU_Detection_Challenge` or ABAW2's `AU_Set`). A label file's first line is the header naming the AUs;
+`AU_Detection_Challenge` or ABAW2's `AU_Set`), and, once test labels are released, `Test_Set/<video>.txt`
+beside them (split `test`). A label file's first line is the header naming the AUs;
 line k after it holds frame k's values, 1 present, 0 absent, -1 not annotated.
 
 Rules: the first label file's header fixes the label order and every other header must name the same
@@ -12,7 +13,8 @@ All -1 rows, annotated frames without an image (or with an empty file), and fram
 `subsample` are dropped; images without an annotation line are ignored; each is counted. Malformed
 lines, mismatched headers and a video in two splits raise `DataFormatError` (file and line in the
 message) before anything is written, or are skipped and counted with `on_error="skip"`.
-A test list (one video name per line) adds a `test` split of all its images with every label -1.
+A test list (one video name per line) adds a `test` split of all its images with every label -1; it
+cannot be combined with a labelled `Test_Set/` folder (both would be the `test` split).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from .conversion import (
     write_dataset_dict,
 )
 
-SPLIT_FOLDERS = {"train": "train_set", "validation": "validation_set"}
+SPLIT_FOLDERS = {"train": "train_set", "validation": "validation_set", "test": "test_set"}
 ANNOTATION_PARENTS = ("AU_Detection_Challenge", "AU_Set")
 IMAGE_SUFFIX = ".jpg"
 COUNT_CHUNK = 4  # videos per counting task: small enough to balance workers and show progress
@@ -53,7 +55,8 @@ class VideoJob:
 
 
 def find_split_dirs(annotations_dir: str | os.PathLike) -> dict[str, Path]:
-    """`{"train": .../Train_Set, "validation": .../Validation_Set}` (whichever exist), found case-insensitively."""
+    """`{"train": .../Train_Set, "validation": .../Validation_Set, "test": .../Test_Set}` (whichever exist),
+    found case-insensitively."""
     root = Path(annotations_dir)
     for base in [root] + [root / parent for parent in ANNOTATION_PARENTS]:
         children = {child.name.lower(): child for child in base.iterdir() if child.is_dir()} if base.is_dir() else {}
@@ -61,7 +64,8 @@ def find_split_dirs(annotations_dir: str | os.PathLike) -> dict[str, Path]:
         if found:
             return found
     raise FileNotFoundError(
-        f"{root}: no Train_Set/ or Validation_Set/ folder, directly or under {' or '.join(ANNOTATION_PARENTS)}/"
+        f"{root}: no Train_Set/, Validation_Set/ or Test_Set/ folder, directly or under "
+        f"{' or '.join(ANNOTATION_PARENTS)}/"
     )
 
 
@@ -181,7 +185,13 @@ def plan_jobs(
         seen[video] = source if line is None else f"{source}, line {line}"
         jobs[split].append(VideoJob(split, video, label_path, str(Path(images_dir) / video)))
 
-    for split, folder in find_split_dirs(annotations_dir).items():
+    split_dirs = find_split_dirs(annotations_dir)
+    if test_list is not None and "test" in split_dirs:
+        raise ValueError(
+            f"{split_dirs['test']} holds labelled test videos and the test list {test_list} names unlabelled "
+            "ones; both would be the 'test' split: give one of them"
+        )
+    for split, folder in split_dirs.items():
         jobs[split] = []
         for label_path in sorted(folder.glob("*.txt")):
             add(split, label_path.stem, str(label_path), None, str(label_path))
@@ -201,7 +211,7 @@ def first_header(jobs: dict[str, list[VideoJob]]) -> list[str]:
         for job in split_jobs:
             if job.label_path is not None:
                 return header_names(job.label_path, read_lines(job.label_path))
-    raise FileNotFoundError("no label files (*.txt) in Train_Set/ or Validation_Set/")
+    raise FileNotFoundError("no label files (*.txt) in Train_Set/, Validation_Set/ or Test_Set/")
 
 
 def count_videos(task: tuple[list[VideoJob], tuple[str, ...], int, str]) -> SplitCounts:

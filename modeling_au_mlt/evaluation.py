@@ -2,7 +2,9 @@
 
 - `make_compute_metrics`: a `compute_metrics` for `Trainer(..., batch_eval_metrics=True)` that pools
   TP/FP/FN batch by batch (`AUF1Accumulator`), so evaluation never holds all logits twice.
-- `tune_thresholds`: one decision threshold per AU maximising that AU's F1 (grid over [0, 1]).
+- `tune_thresholds`: one decision threshold per AU maximising that AU's F1 (grid over [0, 1]), guarded:
+  an AU whose best F1 does not beat predicting "present" everywhere by `GUARD_MARGIN` keeps 0.5
+  (`guarded_thresholds` also says which AUs did).
 - `smooth_probabilities` / `tune_smoothing_window`: centred moving average of probabilities over
   each video's frames, window chosen on validation (the authors' post-processing, `facts.md`).
 - `tune_post_processing`: both, as stored in the model config.
@@ -23,6 +25,11 @@ from .metrics.au_f1.au_f1 import check_references, f1_from_counts, pooled_counts
 DEFAULT_THRESHOLD = 0.5
 THRESHOLD_GRID = np.linspace(0.0, 1.0, 101)  # step 0.01; holds 0.5 exactly, so tuning never loses to it
 _TIE_TOLERANCE = 1e-12
+# An AU the model cannot see gets probabilities unrelated to its labels; the best threshold then sits near 0
+# (predict present everywhere, F1 = 2r / (1 + r) at positive rate r), plus a chance gain. With probabilities
+# independent of the labels, the grid's best F1 beat that always-present F1 by less than 0.02 in 99 % of
+# 100 draws for 200 positives or more (0.014 at 2000 frames, r = 0.1; 0.038 at 60 positives).
+GUARD_MARGIN = 0.02
 
 
 def au_f1_metric_path() -> str:
@@ -151,27 +158,67 @@ def _counts_over_grid(probs: np.ndarray, labels: np.ndarray, grid: np.ndarray) -
     return true_positives, false_positives, len(positives) - true_positives
 
 
-def _best_thresholds(probs: np.ndarray, labels: np.ndarray, grid: np.ndarray) -> tuple[list[float], np.ndarray]:
-    """Per-AU F1-maximising thresholds and the F1 (L,) each reaches; ties go to the threshold closest to 0.5."""
+def always_present_f1(labels: np.ndarray) -> np.ndarray:
+    """Per AU (L,), the F1 of predicting every annotated entry of `labels` (N, L) present: 2P / (2P + N)."""
+    labels = np.asarray(labels)
+    positives = (labels == 1).sum(axis=0)
+    return f1_from_counts(positives, (labels == 0).sum(axis=0), np.zeros_like(positives))
+
+
+def _best_thresholds(
+    probs: np.ndarray, labels: np.ndarray, grid: np.ndarray, margin: float | None
+) -> tuple[list[float], np.ndarray, list[int]]:
+    """Per-AU F1-maximising thresholds, the F1 (L,) each reaches, and the AUs (indices) set back to 0.5.
+
+    Ties go to the threshold closest to 0.5. With a `margin`, an AU whose best F1 is not above the
+    always-present F1 plus `margin` gets 0.5 and its F1 at 0.5 instead (`margin=None`: no guard).
+    """
     probs, labels = np.asarray(probs, dtype=np.float64), np.asarray(labels)
     if probs.shape != labels.shape or probs.ndim != 2:
         raise ValueError(f"probabilities {probs.shape} and labels {labels.shape} must both be (frames, AUs)")
     check_references(labels)
-    thresholds, best_f1 = [], np.zeros(probs.shape[1])
+    present = always_present_f1(labels)  # (L,)
+    thresholds, best_f1, fell_back = [], np.zeros(probs.shape[1]), []
     for index in range(probs.shape[1]):
-        f1 = f1_from_counts(*_counts_over_grid(probs[:, index], labels[:, index], grid))  # (G,)
+        column, truth = probs[:, index], labels[:, index]
+        f1 = f1_from_counts(*_counts_over_grid(column, truth, grid))  # (G,)
         candidates = np.flatnonzero(f1 >= f1.max() - _TIE_TOLERANCE)
         best = candidates[np.argmin(np.abs(grid[candidates] - DEFAULT_THRESHOLD))]
-        thresholds.append(float(round(grid[best], 6)))
-        best_f1[index] = f1[best]
-    return thresholds, best_f1
+        if margin is not None and f1[best] <= present[index] + margin:
+            fell_back.append(index)
+            half = np.array([DEFAULT_THRESHOLD])
+            thresholds.append(DEFAULT_THRESHOLD)
+            best_f1[index] = f1_from_counts(*_counts_over_grid(column, truth, half))[0]
+        else:
+            thresholds.append(float(round(grid[best], 6)))
+            best_f1[index] = f1[best]
+    return thresholds, best_f1, fell_back
 
 
-def tune_thresholds(probs: np.ndarray, labels: np.ndarray, grid: Sequence[float] | None = None) -> list[float]:
-    """Per AU, the threshold of `grid` (default 0, 0.01, ..., 1) maximising that AU's F1 on `probs` (N, L)
-    against 1/0/-1 `labels` (N, L); ties (e.g. an AU without positives) go to the one closest to 0.5."""
+def guarded_thresholds(
+    probs: np.ndarray, labels: np.ndarray, grid: Sequence[float] | None = None, margin: float | None = GUARD_MARGIN
+) -> tuple[list[float], list[int]]:
+    """`tune_thresholds` with the guard's `margin` (None: no guard), and the indices of the AUs kept at 0.5."""
     grid = THRESHOLD_GRID if grid is None else np.asarray(grid, dtype=np.float64)
-    return _best_thresholds(probs, labels, grid)[0]
+    thresholds, _, fell_back = _best_thresholds(probs, labels, grid, margin)
+    return thresholds, fell_back
+
+
+def tune_thresholds(
+    probs: np.ndarray,
+    labels: np.ndarray,
+    grid: Sequence[float] | None = None,
+    guard: bool = True,
+    margin: float = GUARD_MARGIN,
+) -> list[float]:
+    """Per AU, the threshold of `grid` (default 0, 0.01, ..., 1) maximising that AU's F1 on `probs` (N, L)
+    against 1/0/-1 `labels` (N, L); ties go to the one closest to 0.5.
+
+    Guard (`guard=True`): an AU whose best F1 is not above the F1 of predicting it present everywhere
+    (`always_present_f1`) plus `margin` keeps 0.5 -- the model shows no skill on it that a threshold
+    could use. That includes an AU without positives (every F1 is 0). `guard=False` gives the plain maxima.
+    """
+    return guarded_thresholds(probs, labels, grid, margin if guard else None)[0]
 
 
 def smooth_probabilities(
@@ -203,10 +250,10 @@ def smooth_probabilities(
     return smoothed
 
 
-def _mean_f1(probs: np.ndarray, labels: np.ndarray, thresholds: Sequence[float] | None) -> float:
-    """Mean F1 at fixed `thresholds`, or at thresholds tuned on these probabilities when `None`."""
+def _mean_f1(probs: np.ndarray, labels: np.ndarray, thresholds: Sequence[float] | None, guard: bool) -> float:
+    """Mean F1 at fixed `thresholds`, or at thresholds tuned (guarded if `guard`) on these probabilities when `None`."""
     if thresholds is None:
-        return float(_best_thresholds(probs, labels, THRESHOLD_GRID)[1].mean())
+        return float(_best_thresholds(probs, labels, THRESHOLD_GRID, GUARD_MARGIN if guard else None)[1].mean())
     return scores_from_counts(*pooled_counts(binarize(probs, thresholds), labels))["mean_f1"]
 
 
@@ -217,16 +264,17 @@ def tune_smoothing_window(
     windows: Iterable[int] = range(5, 26, 2),
     thresholds: Sequence[float] | None = None,
     frames: Sequence[int] | None = None,
+    guard: bool = True,
 ) -> int | None:
     """The moving-average window of `windows` with the best mean F1, or `None` if none beats no smoothing.
 
     Each candidate is scored at `thresholds`, or, when `thresholds` is `None`, at per-AU thresholds
-    tuned on its own smoothed probabilities (window and thresholds chosen jointly, as the authors did);
-    re-tune the thresholds on the smoothed probabilities afterwards.
+    tuned on its own smoothed probabilities (window and thresholds chosen jointly, as the authors did; with
+    `tune_thresholds`' guard when `guard`); re-tune the thresholds on the smoothed probabilities afterwards.
     """
-    best_window, best_score = None, _mean_f1(probs, labels, thresholds)
+    best_window, best_score = None, _mean_f1(probs, labels, thresholds, guard)
     for window in windows:
-        score = _mean_f1(smooth_probabilities(probs, video_ids, window, frames), labels, thresholds)
+        score = _mean_f1(smooth_probabilities(probs, video_ids, window, frames), labels, thresholds, guard)
         if score > best_score + _TIE_TOLERANCE:
             best_window, best_score = int(window), score
     return best_window
@@ -238,14 +286,15 @@ def tune_post_processing(
     video_ids: Sequence[str] | None = None,
     windows: Iterable[int] = range(5, 26, 2),
     frames: Sequence[int] | None = None,
+    guard: bool = True,
 ) -> tuple[int | None, list[float]]:
     """Smoothing window (None without `video_ids` or when smoothing does not help) and per-AU thresholds
-    tuned on the probabilities smoothed with it: the values to store as `config.smoothing_window` and
-    `config.thresholds`."""
+    tuned on the probabilities smoothed with it (`tune_thresholds`, guarded when `guard`): the values to
+    store as `config.smoothing_window` and `config.thresholds`."""
     window = None
     if video_ids is not None:
-        window = tune_smoothing_window(probs, labels, video_ids, windows, frames=frames)
-    return window, tune_thresholds(smooth_probabilities(probs, video_ids, window, frames), labels)
+        window = tune_smoothing_window(probs, labels, video_ids, windows, frames=frames, guard=guard)
+    return window, tune_thresholds(smooth_probabilities(probs, video_ids, window, frames), labels, guard=guard)
 
 
 def au_scores(

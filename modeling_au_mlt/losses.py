@@ -8,8 +8,13 @@ annotated training labels. Soft Dice of AU i over a batch:
 
 Labels are floats per AU: 1 present, 0 absent, -1 not annotated. Entries equal to -1 are left out of
 every term (rates, BCE and Dice).
+
+An AU without any positive training entry has no inverse rate. Its BCE and Dice terms then hold negatives
+only, which need no up-weighting, so it gets the inverse rate of the most frequent AU (the smallest weight;
+1 / r = 1 when no AU has a positive), and under `pos_weight` the neutral 1; a warning names it.
 """
 
+import logging
 from collections.abc import Sequence
 
 import numpy as np
@@ -18,6 +23,8 @@ import torch.nn.functional as F
 
 NOT_ANNOTATED = -1
 WEIGHT_SCHEMES = ("frequency", "pos_weight", "none")
+
+logger = logging.getLogger(__name__)
 
 
 def _au_name(index: int, label_names: Sequence[str] | None) -> str:
@@ -60,23 +67,26 @@ def label_weights(labels: np.ndarray, scheme: str, label_names: Sequence[str] | 
     - `"pos_weight"`: N_neg / N_pos of AU i, used as BCE `pos_weight`;
     - `"none"`: ones.
 
-    Raises `ValueError` naming the AU when it has no positive (or, for `pos_weight`, no negative) entry.
+    An AU without a positive entry gets, with a warning, the inverse rate of the most frequent AU under
+    `"frequency"` and 1 under `"pos_weight"` (module docstring). Raises `ValueError` naming the AU when it
+    has no annotated entry, or, for `"pos_weight"`, no negative entry.
     """
     if scheme not in WEIGHT_SCHEMES:
         raise ValueError(f"scheme: expected one of {WEIGHT_SCHEMES}, got {scheme!r}")
     rates = positive_rates(labels, label_names)  # (L,)
     if scheme == "none":
         return torch.ones(len(rates), dtype=torch.float32)
-    for index in np.flatnonzero(rates == 0):
-        raise ValueError(
-            f"labels: {_au_name(index, label_names)} has no positive entry; {scheme!r} weights need at least one"
-        )
+    seen = rates > 0  # (L,)
+    for index in np.flatnonzero(~seen):
+        logger.warning("%s has no positive entry in the training labels: %s", _au_name(index, label_names),
+                       "weighted like the most frequent AU" if scheme == "frequency" else "pos_weight 1")
     if scheme == "frequency":
-        inverse = 1.0 / rates
+        inverse = np.divide(1.0, rates, out=np.zeros_like(rates), where=seen)
+        inverse[~seen] = inverse[seen].min() if seen.any() else 1.0
         return torch.as_tensor(len(rates) * inverse / inverse.sum(), dtype=torch.float32)
     for index in np.flatnonzero(rates == 1):
         raise ValueError(f"labels: {_au_name(index, label_names)} has no negative entry; 'pos_weight' needs one")
-    return torch.as_tensor((1.0 - rates) / rates, dtype=torch.float32)
+    return torch.as_tensor(np.divide(1.0 - rates, rates, out=np.ones_like(rates), where=seen), dtype=torch.float32)
 
 
 def _masked_bce(

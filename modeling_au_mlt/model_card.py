@@ -7,6 +7,7 @@ AUs with their thresholds, the training data and recipe, the evaluation table, i
 ethical considerations.
 """
 
+from collections.abc import Callable
 from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
@@ -28,41 +29,83 @@ FACS_NAMES = {
 }
 
 
-def results_table(eval_results: dict, label_names: list[str]) -> str:
-    """Markdown table of per-AU precision, recall and F1 at 0.5 and F1 at the tuned thresholds, with the mean."""
-    tuned = "tuned_mean_f1" in eval_results
-    header = "| AU | Precision @0.5 | Recall @0.5 | F1 @0.5 |" + (" Threshold | F1 tuned |" if tuned else "")
-    lines = [header, "|" + "---|" * (header.count("|") - 1)]
-    for name in label_names:
-        cells = [name] + [f"{eval_results[f'eval_{kind}_{name}']:.3f}" for kind in ("precision", "recall", "f1")]
-        if tuned:
-            cells += [f"{eval_results['thresholds'][name]:.2f}", f"{eval_results[f'tuned_f1_{name}']:.3f}"]
-        lines.append("| " + " | ".join(cells) + " |")
-    mean = ["**mean**", "", "", f"**{eval_results['eval_mean_f1']:.3f}**"]
+def _columns(eval_results: dict) -> list[tuple[str, Callable[[str], str], str]]:
+    """(header, per-AU cell, mean cell) of each column after the AU: validation precision, recall and F1 at 0.5,
+    threshold and F1 tuned, then the test split's F1 at 0.5 and at the validation-tuned settings."""
+    tuned, test = "tuned_mean_f1" in eval_results, eval_results.get("test_split")
+    fallback = eval_results.get("threshold_fallback", [])
+
+    def score(prefix: str, kind: str = "f1") -> Callable[[str], str]:
+        return lambda name: f"{eval_results[f'{prefix}_{kind}_{name}']:.3f}"
+
+    def mean(prefix: str) -> str:
+        return f"**{eval_results[f'{prefix}_mean_f1']:.3f}**"
+
+    def threshold(name: str) -> str:
+        return f"{eval_results['thresholds'][name]:.2f}" + (" †" if name in fallback else "")
+
+    columns = [("Precision @0.5", score("eval", "precision"), ""), ("Recall @0.5", score("eval", "recall"), ""),
+               ("F1 @0.5", score("eval"), mean("eval"))]
     if tuned:
-        mean += ["", f"**{eval_results['tuned_mean_f1']:.3f}**"]
-    lines.append("| " + " | ".join(mean) + " |")
-    return "\n".join(lines)
+        columns += [("Threshold", threshold, ""), ("F1 tuned", score("tuned"), mean("tuned"))]
+    if test:
+        columns.append((f"{test} F1 @0.5", score("test"), mean("test")))
+    if test and tuned:
+        columns.append((f"{test} F1 tuned", score("test_tuned"), mean("test_tuned")))
+    return columns
+
+
+def _guard_reason(eval_results: dict) -> str:
+    """Why the threshold guard kept an AU at 0.5 (`evaluation.tune_thresholds`)."""
+    return (f"no threshold beat predicting the AU present in every frame by more than "
+            f"{eval_results['threshold_guard_margin']} F1 on {eval_results['split']}")
+
+
+def _table_notes(eval_results: dict) -> list[str]:
+    """The lines under the results table: which split each column scores, and the guard's fallbacks."""
+    split, test = eval_results["split"], eval_results.get("test_split")
+    notes = []
+    if test:
+        notes.append(f"Columns without a split name score {split}; the {test} columns score {test} at 0.5 and with "
+                     f"the thresholds and smoothing tuned on {split}.")
+    if eval_results.get("threshold_fallback"):
+        notes.append(f"† kept at 0.5: {_guard_reason(eval_results)}.")
+    return [""] + notes if notes else []
+
+
+def results_table(eval_results: dict, label_names: list[str]) -> str:
+    """Markdown table of per-AU precision, recall and F1 at 0.5 and F1 at the tuned thresholds, then the test
+    split's F1 at 0.5 and at those thresholds when it was scored, with the means; notes below it."""
+    columns = _columns(eval_results)
+    lines = ["| AU | " + " | ".join(header for header, _, _ in columns) + " |", "|" + "---|" * (len(columns) + 1)]
+    lines += ["| " + " | ".join([name] + [cell(name) for _, cell, _ in columns]) + " |" for name in label_names]
+    lines.append("| " + " | ".join(["**mean**"] + [mean for _, _, mean in columns]) + " |")
+    return "\n".join(lines + _table_notes(eval_results))
 
 
 def model_index_results(eval_results: dict, label_names: list[str], dataset: dict) -> list[EvalResult]:
-    """One `EvalResult` per reported F1: the mean and every AU, at 0.5 and (when tuned) at tuned thresholds."""
-    settings = [("eval", "threshold 0.5")] + ([("tuned", "tuned thresholds")] if "tuned_mean_f1" in eval_results else [])
+    """One `EvalResult` per reported F1: the mean and every AU, at 0.5 and (when tuned) at tuned thresholds,
+    on the validation split and, when scored, on the test split (with the validation-tuned thresholds)."""
+    split, test, tuned = eval_results["split"], eval_results.get("test_split"), "tuned_mean_f1" in eval_results
+    settings = [("eval", "threshold 0.5", split)] + ([("tuned", "tuned thresholds", split)] if tuned else [])
+    if test:
+        settings.append(("test", "threshold 0.5", test))
+    if test and tuned:
+        settings.append(("test_tuned", f"thresholds tuned on {split}", test))
     common = {
         "task_type": "image-classification",
         "task_name": "Facial Action Unit detection",
         "dataset_type": dataset["hub_id"] or dataset["name"],
         "dataset_name": dataset["name"],
-        "dataset_split": eval_results["split"],
         "metric_type": "f1",
     }
     results = []
-    for prefix, setting in settings:
-        results.append(EvalResult(**common, metric_value=round(eval_results[f"{prefix}_mean_f1"], 4),
-                                  metric_name=f"mean F1 ({setting})"))
+    for prefix, setting, dataset_split in settings:
+        results.append(EvalResult(**common, dataset_split=dataset_split, metric_name=f"mean F1 ({setting})",
+                                  metric_value=round(eval_results[f"{prefix}_mean_f1"], 4)))
         results += [
-            EvalResult(**common, metric_value=round(eval_results[f"{prefix}_f1_{name}"], 4),
-                       metric_name=f"F1 {name} ({setting})")
+            EvalResult(**common, dataset_split=dataset_split, metric_name=f"F1 {name} ({setting})",
+                       metric_value=round(eval_results[f"{prefix}_f1_{name}"], 4))
             for name in label_names
         ]
     return results
@@ -83,8 +126,10 @@ def card_data(config, eval_results: dict, dataset: dict, model_name: str) -> Mod
     )
 
 
-def training_summary(training_args, data_args, train_metrics: dict, global_step: int, num_rows: dict) -> dict:
-    """Template values describing the training recipe."""
+def training_summary(
+    training_args, data_args, train_metrics: dict, global_step: int, num_rows: dict, no_positive: list[str]
+) -> dict:
+    """Template values describing the training recipe (`no_positive`: AUs without a positive training label)."""
     augmentations = ["random zoom", "rotation", "horizontal flip", "colour jitter"] if data_args.augment else []
     if data_args.mixup_alpha:
         augmentations.append(f"mixup Beta({data_args.mixup_alpha}, {data_args.mixup_alpha})")
@@ -95,6 +140,9 @@ def training_summary(training_args, data_args, train_metrics: dict, global_step:
         "num_train_rows": num_rows["train"],
         "num_eval_rows": num_rows["eval"],
         "eval_split": data_args.eval_split,
+        "num_test_rows": num_rows.get("test"),
+        "test_split": data_args.test_split,
+        "no_positive": ", ".join(no_positive),
         "loss_weighting": training_args.loss_weighting,
         "dice_weight": training_args.dice_weight,
         "learning_rate": training_args.learning_rate,
@@ -110,6 +158,16 @@ def training_summary(training_args, data_args, train_metrics: dict, global_step:
         "precision": "bf16" if training_args.bf16 else "fp16" if training_args.fp16 else "fp32",
         "seed": training_args.seed,
     }
+
+
+def threshold_note(config, eval_results: dict) -> str:
+    """The sentence above the threshold table: where the thresholds come from, and the guard's fallbacks."""
+    if config.thresholds is None:
+        return "No thresholds were tuned: every AU uses 0.5."
+    note = f"Thresholds were tuned per AU on the {eval_results['split']} split (`config.thresholds`)."
+    if eval_results.get("threshold_fallback"):
+        note += f" {', '.join(eval_results['threshold_fallback'])} kept 0.5: {_guard_reason(eval_results)}."
+    return note
 
 
 def render_model_card(config, eval_results: dict, *, dataset: dict, training: dict, repo_id: str | None) -> str:
@@ -134,8 +192,7 @@ def render_model_card(config, eval_results: dict, *, dataset: dict, training: di
         image_size=vision.image_size,
         num_labels=config.num_labels,
         smoothing_window=config.smoothing_window,
-        threshold_note="Thresholds were tuned per AU on the validation split (`config.thresholds`)."
-        if config.thresholds is not None else "No thresholds were tuned: every AU uses 0.5.",
+        threshold_note=threshold_note(config, eval_results),
         au_rows=[
             {"label": name, "description": FACS_NAMES.get(name, ""), "threshold": threshold}
             for name, threshold in zip(label_names, thresholds)

@@ -4,7 +4,8 @@
 
 - `OUT/cropped_aligned/<video>/<frame:05d>.jpg`: procedural faces (`synthetic_faces`), one identity per
   video, whose AUs follow `synthetic_labels`;
-- `OUT/AU_Detection_Challenge/{Train_Set,Validation_Set}/<video>.txt`: the header
+- `OUT/AU_Detection_Challenge/{Train_Set,Validation_Set}/<video>.txt` (and `Test_Set/` when
+  `test_videos` > 0, a held-out split labelled like the others): the header
   `AU1,AU2,AU4,AU6,AU7,AU10,AU12,AU15,AU23,AU24,AU25,AU26`, then line k = frame k (`1`, `0`, `-1`);
 - `OUT/regions.json`: where each AU acts, for scoring attention maps (schema below);
 - `OUT/synthetic_summary.json`: the returned summary.
@@ -19,7 +20,7 @@ in the same split), CRLF line endings (15 %) and a trailing blank line (15 %).
 
     {"format": "au-regions/1", "image_size": 112, "aus": ["AU1", ..., "AU26"],
      "videos": {"<video>": {
-         "split": "Train_Set" | "Validation_Set",
+         "split": "Train_Set" | "Validation_Set" | "Test_Set",
          "regions": {"AU1": [[[x, y], [x, y], [x, y], [x, y]], ...], ...},   # boxes, canonical pixels
          "affines": {"<frame>": [[a, b, c], [d, e, f]], ...}}}}              # one per frame with an image
 
@@ -30,7 +31,10 @@ face) changes no pixel.
 
 Output is deterministic for a seed: the video plan draws from `numpy.random.default_rng([seed, 0])` and
 video i from `default_rng([seed, 1 + i])`, independent of worker order, and JPEG encoding is
-deterministic. The tree is built in a temporary folder beside OUT and renamed into place at the end.
+deterministic. Each video draws its own identity (face geometry, colours) first from its own stream, so
+no identity is shared between videos, and none between splits. With `test_videos=0` the tree is byte for
+byte the one written before the test split existed. The tree is built in a temporary folder beside OUT and
+renamed into place at the end.
 """
 
 import json
@@ -52,21 +56,26 @@ from .synthetic_faces import transform_polygons
 from .synthetic_labels import sample_video
 
 SPLITS = ("Train_Set", "Validation_Set")
+TEST_SPLIT = "Test_Set"  # the name ABAW participants give the test labels once released
 QUIRKS = {"unannotated_run": 0.3, "partial_row": 0.002, "missing_images": 0.3, "extra_images": 0.15,
           "pair": 0.1, "crlf": 0.15, "trailing_blank": 0.15}
 _RESOLUTIONS = ("640x360", "1280x720", "1920x1080", "480x360", "640x480")
 
 
 def make_synthetic_abaw(output_dir, *, train_videos: int, val_videos: int, frames_per_video: int, seed: int,
-                        image_size: int = CANONICAL_SIZE, num_proc: int = 1, overwrite: bool = False) -> dict:
+                        test_videos: int = 0, image_size: int = CANONICAL_SIZE, num_proc: int = 1,
+                        overwrite: bool = False) -> dict:
     """Write the synthetic tree to `output_dir` and return its summary (counts per split, frames/s).
 
+    `test_videos` > 0 adds a `Test_Set` of that many videos (new identities, like every video).
     Raises `FileExistsError` if `output_dir` exists and is not empty, unless `overwrite`.
     """
-    if min(train_videos, val_videos) < 0 or frames_per_video < 1 or image_size < 32 or num_proc < 1:
+    if min(train_videos, val_videos, test_videos) < 0 or frames_per_video < 1 or image_size < 32 or num_proc < 1:
         raise ValueError(
-            "expected train_videos, val_videos >= 0, frames_per_video >= 1, image_size >= 32, num_proc >= 1; "
-            f"got {train_videos}, {val_videos}, {frames_per_video}, {image_size}, {num_proc}")
+            "expected train_videos, val_videos, test_videos >= 0, frames_per_video >= 1, image_size >= 32, "
+            f"num_proc >= 1; got {train_videos}, {val_videos}, {test_videos}, {frames_per_video}, {image_size}, "
+            f"{num_proc}")
+    split_names = [*SPLITS, TEST_SPLIT] if test_videos else list(SPLITS)
     output = Path(output_dir).resolve()
     if output.exists() and any(output.iterdir()) and not overwrite:
         raise FileExistsError(f"{output}: exists and is not empty (pass overwrite=True / --overwrite to replace it)")
@@ -74,13 +83,13 @@ def make_synthetic_abaw(output_dir, *, train_videos: int, val_videos: int, frame
     started = time.perf_counter()
     temp = Path(tempfile.mkdtemp(prefix=f".{output.name}.tmp-", dir=output.parent))
     try:
-        for split in SPLITS:  # both folders exist even when a split has no video, as in the release
+        for split in split_names:  # train and validation folders exist even without a video, as in the release
             (temp / "AU_Detection_Challenge" / split).mkdir(parents=True)
         (temp / "cropped_aligned").mkdir()
         tasks = [(seed, index, split, name, frames_per_video, image_size, str(temp))
-                 for index, (split, name) in enumerate(video_plan(seed, train_videos, val_videos))]
+                 for index, (split, name) in enumerate(video_plan(seed, train_videos, val_videos, test_videos))]
         results = _map(_write_video, tasks, num_proc)
-        summary = _summary(results, output, seed, image_size, time.perf_counter() - started)
+        summary = _summary(results, split_names, output, seed, image_size, time.perf_counter() - started)
         _write_json(temp / "regions.json", _regions_document(results, image_size))
         _write_json(temp / "synthetic_summary.json", summary)
         replace_dir(temp, output)
@@ -90,12 +99,13 @@ def make_synthetic_abaw(output_dir, *, train_videos: int, val_videos: int, frame
     return summary
 
 
-def video_plan(seed: int, train_videos: int, val_videos: int) -> list[tuple[str, str]]:
-    """(split, video name) for every video; names are unique, some come as `_left` / `_right` pairs."""
+def video_plan(seed: int, train_videos: int, val_videos: int, test_videos: int = 0) -> list[tuple[str, str]]:
+    """(split, video name) for every video, test videos last; names are unique, some come as `_left` /
+    `_right` pairs (both in one split)."""
     rng = np.random.default_rng([seed, 0])
-    ids = rng.permutation(10 * (train_videos + val_videos) + 10) + 1
+    ids = rng.permutation(10 * (train_videos + val_videos + test_videos) + 10) + 1
     plan, used = [], 0
-    for split, count in zip(SPLITS, (train_videos, val_videos)):
+    for split, count in zip(SPLITS + (TEST_SPLIT,), (train_videos, val_videos, test_videos)):
         made = 0
         while made < count:
             number, used = int(ids[used]), used + 1
@@ -211,10 +221,11 @@ def _quirky_rows(rng: np.random.Generator, labels: np.ndarray) -> tuple[np.ndarr
     return rows, has_image | ~annotated  # all -1 rows keep their image: every dropped row has one reason
 
 
-def _summary(results: list[dict], output: Path, seed: int, image_size: int, seconds: float) -> dict:
+def _summary(results: list[dict], split_names: list[str], output: Path, seed: int, image_size: int,
+             seconds: float) -> dict:
     """Per-split counts, named as the converter reports them, and the generation speed."""
     splits = {}
-    for split in SPLITS:
+    for split in split_names:
         mine = [r for r in results if r["split"] == split]
         rows = np.concatenate([r["rows"] for r in mine]) if mine else np.zeros((0, len(ABAW_AUS)), np.int64)
         has_image = np.concatenate([r["has_image"] for r in mine]) if mine else np.zeros(0, bool)

@@ -30,7 +30,8 @@ def training_labels(dataset) -> np.ndarray:
 
 
 def loss_weight_report(labels: np.ndarray, label_names: list[str], scheme: str) -> tuple[torch.Tensor, dict]:
-    """Per-AU loss weights (L,) of `scheme` from training `labels` (N, L), and a JSON-ready record of them."""
+    """Per-AU loss weights (L,) of `scheme` from training `labels` (N, L), and a JSON-ready record of them
+    (`no_positive`: the AUs without a positive entry, weighted as `losses.label_weights` says)."""
     weights = label_weights(labels, scheme, label_names)
     rates = positive_rates(labels, label_names)
     report = {
@@ -39,6 +40,7 @@ def loss_weight_report(labels: np.ndarray, label_names: list[str], scheme: str) 
         "weights": {name: float(weight) for name, weight in zip(label_names, weights.tolist())},
         "positive_rates": {name: float(rate) for name, rate in zip(label_names, rates)},
         "annotated": {name: int(count) for name, count in zip(label_names, (labels != -1).sum(axis=0))},
+        "no_positive": [name for name, rate in zip(label_names, rates) if rate == 0],
     }
     return weights, report
 
@@ -50,13 +52,15 @@ class AUMLTTrainer(Trainer):
         loss_weights (`torch.Tensor` of shape `(num_labels,)`, *optional*):
             Per-AU weights from `losses.label_weights`; `None` weights every AU equally.
         loss_weighting (`str`, defaults to `"frequency"`): how `loss_weights` apply (`losses.WEIGHT_SCHEMES`).
+        loss_report (`dict`, *optional*): the record of `loss_weights` (`loss_weight_report`), kept for the model card.
         dice_weight (`float`, defaults to 0.5): factor of the soft Dice term; 0 disables it.
     """
 
     # `compute_loss` returns a per-micro-batch mean: Trainer must divide it by the accumulation steps.
     loss_is_scaled_for_ga = False
 
-    def __init__(self, *args, loss_weights=None, loss_weighting: str = "frequency", dice_weight: float = 0.5, **kwargs):
+    def __init__(self, *args, loss_weights=None, loss_weighting: str = "frequency", dice_weight: float = 0.5,
+                 loss_report: dict | None = None, **kwargs):
         if loss_weighting not in WEIGHT_SCHEMES:
             raise ValueError(f"loss_weighting: expected one of {WEIGHT_SCHEMES}, got {loss_weighting!r}")
         if dice_weight < 0:
@@ -65,6 +69,7 @@ class AUMLTTrainer(Trainer):
         self.loss_weights = loss_weights
         self.loss_weighting = loss_weighting
         self.dice_weight = dice_weight
+        self.loss_report = loss_report
         # The loss ignores `num_items_in_batch`; skip counting (and gathering) it on every step.
         self.model_accepts_loss_kwargs = False
 

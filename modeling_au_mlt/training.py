@@ -4,7 +4,8 @@
 dataset argument the embedded synthetic ABAW job, generated and converted once into a cache), builds AU-MLT
 (from a pretrained ViT or a ViT-Ti/S/B-sized random encoder), trains it with `AUMLTTrainer`, scores the
 validation split with the ABAW metric at 0.5 and at tuned per-AU thresholds (after a per-video moving
-average when the split has videos), stores the tuned values in the config and writes the model folder with
+average when the split has videos), scores the test split (when the dataset has one with labels) at 0.5 and
+with those validation-tuned settings, stores the tuned values in the config and writes the model folder with
 its model card. Argument dataclasses and their parsing live in `training_args.py`.
 """
 
@@ -23,7 +24,14 @@ from transformers import set_seed
 from . import ABAW_AUS, AUMLTConfig, AUMLTModel
 from .atomic_io import atomic_output, write_json
 from .conversion import label_names_of
-from .evaluation import au_scores, make_compute_metrics, smooth_probabilities, tune_smoothing_window, tune_thresholds
+from .evaluation import (
+    GUARD_MARGIN,
+    au_scores,
+    guarded_thresholds,
+    make_compute_metrics,
+    smooth_probabilities,
+    tune_smoothing_window,
+)
 from .hub import image_processor_for, save_for_hub
 from .model_card import render_model_card, results_table, training_summary
 from .publish import push_model_folder
@@ -51,6 +59,7 @@ def synthetic_cache_key(data_args: DataArguments) -> str:
     parameters = {
         "train_videos": data_args.synthetic_train_videos,
         "val_videos": data_args.synthetic_val_videos,
+        "test_videos": data_args.synthetic_test_videos,
         "frames_per_video": data_args.synthetic_frames_per_video,
         "image_size": data_args.synthetic_image_size,
         "seed": data_args.synthetic_seed,
@@ -79,6 +88,7 @@ def synthetic_dataset_dir(data_args: DataArguments) -> Path:
             staging / "tree",
             train_videos=data_args.synthetic_train_videos,
             val_videos=data_args.synthetic_val_videos,
+            test_videos=data_args.synthetic_test_videos,
             frames_per_video=data_args.synthetic_frames_per_video,
             seed=data_args.synthetic_seed,
             image_size=data_args.synthetic_image_size,
@@ -94,7 +104,8 @@ def synthetic_dataset_dir(data_args: DataArguments) -> Path:
 
 
 def load_splits(data_args: DataArguments, training_args) -> DatasetDict:
-    """The train and evaluation splits named by `data_args`, subsampled and capped as asked."""
+    """The train and evaluation splits named by `data_args` (`train`, `eval`), subsampled and capped as asked,
+    and the test split (`test`) when `held_out_split` finds one, capped like the evaluation split."""
     if data_args.dataset_dir:
         splits = load_from_disk(data_args.dataset_dir)
         source = data_args.dataset_dir
@@ -119,11 +130,33 @@ def load_splits(data_args: DataArguments, training_args) -> DatasetDict:
         train = train.select(range(min(data_args.max_train_samples, len(train))))
     if data_args.max_eval_samples is not None:
         evaluation = evaluation.select(range(min(data_args.max_eval_samples, len(evaluation))))
+    test = held_out_split(splits, data_args, source)
+    if test is not None and data_args.max_eval_samples is not None:
+        test = test.select(range(min(data_args.max_eval_samples, len(test))))
     if not ({"video_id", "frame"} <= set(train.column_names) or KEY_COLUMN in train.column_names):
         # Augmentation draws are keyed per sample; rows without video/frame get their index as key.
         train = train.add_column(KEY_COLUMN, np.arange(len(train), dtype=np.int64))
-    logger.info("data from %s: %d training rows, %d evaluation rows", source, len(train), len(evaluation))
-    return DatasetDict({"train": train, "eval": evaluation})
+    logger.info("data from %s: %d training rows, %d evaluation rows, %d test rows", source, len(train),
+                len(evaluation), 0 if test is None else len(test))
+    return DatasetDict({"train": train, "eval": evaluation} | ({} if test is None else {"test": test}))
+
+
+def held_out_split(splits: DatasetDict, data_args: DataArguments, source: str):
+    """The split `--test_split` names, or None (logged) when it is empty, is the train or evaluation split,
+    is missing, or holds no annotated label (such as ABAW's unlabelled test list)."""
+    name = data_args.test_split
+    if not name:
+        return None
+    if name in (data_args.train_split, data_args.eval_split):
+        logger.warning("--test_split %r is also the train or evaluation split: no separate test scores", name)
+        return None
+    if name not in splits:
+        logger.info("%s has no split %r: no test scores", source, name)
+        return None
+    if "labels" not in splits[name].column_names or not (training_labels(splits[name]) != -1).any():
+        logger.warning("%s split %r has no annotated label: not scored", source, name)
+        return None
+    return splits[name]
 
 
 def dataset_label_names(train, data_args: DataArguments) -> list[str]:
@@ -211,43 +244,84 @@ def build_trainer(model, splits: DatasetDict, label_names, data_args, training_a
         loss_weights=None if training_args.loss_weighting == "none" else weights,
         loss_weighting=training_args.loss_weighting,
         dice_weight=training_args.dice_weight,
+        loss_report=report,
     )
+
+
+def prefixed(scores: dict, prefix: str) -> dict:
+    """`scores` with every key prefixed: `mean_f1` -> `<prefix>_mean_f1`."""
+    return {f"{prefix}_{key}": value for key, value in scores.items()}
+
+
+def split_probabilities(trainer: AUMLTTrainer, dataset, prefix: str) -> tuple[dict, np.ndarray, np.ndarray]:
+    """The Trainer's `<prefix>_*` metrics (logged), probabilities (N, L) and labels (N, L) of a transformed split."""
+    prediction = trainer.predict(dataset, metric_key_prefix=prefix)
+    trainer.log(prediction.metrics)
+    probs = 1.0 / (1.0 + np.exp(-prediction.predictions.astype(np.float64)))  # (N, L)
+    return prediction.metrics, probs, prediction.label_ids
+
+
+def video_columns(split) -> tuple[list | None, list | None]:
+    """The `video_id` and `frame` columns of an untransformed split, or (None, None) without them."""
+    if {"video_id", "frame"} <= set(split.column_names):
+        return list(split["video_id"]), list(split["frame"])
+    return None, None
+
+
+def postprocessed_scores(probs, labels, split, thresholds, window: int | None, label_names: list[str]) -> dict:
+    """`au_scores` of `probs` (N, L) at `thresholds` after a moving average over `window` frames of each video
+    of the untransformed `split` (None: none)."""
+    video_ids, frames = video_columns(split)
+    if window and video_ids is None:
+        raise ValueError(f"smoothing over {window} frames needs video_id and frame columns; found {split.column_names}")
+    return au_scores(smooth_probabilities(probs, video_ids, window, frames), labels, thresholds, label_names)
 
 
 def tuned_results(trainer: AUMLTTrainer, evaluation, label_names: list[str], tune: bool) -> dict:
-    """Validation scores at 0.5 (`eval_*`) and, when `tune`, at tuned thresholds and window (`tuned_*`).
+    """Validation scores at 0.5 (`eval_*`) and, when `tune`, at tuned thresholds and window (`tuned_*`), with
+    the AUs whose threshold the guard kept at 0.5 (`threshold_fallback`, see `evaluation.tune_thresholds`).
 
     `evaluation` is the untransformed evaluation split, read for its `video_id` and `frame` columns.
     """
-    prediction = trainer.predict(trainer.eval_dataset, metric_key_prefix="eval")
-    trainer.log(prediction.metrics)
-    probs = 1.0 / (1.0 + np.exp(-prediction.predictions.astype(np.float64)))  # (N, L)
-    labels = prediction.label_ids
+    metrics, probs, labels = split_probabilities(trainer, trainer.eval_dataset, "eval")
     # Precision and recall at 0.5 complete the Trainer's pooled F1 (the same counts, so the same F1).
-    at_half = {f"eval_{key}": value for key, value in au_scores(probs, labels, None, label_names).items()}
-    results = {"eval": {**prediction.metrics, **at_half}, "thresholds": None, "smoothing_window": None}
+    at_half = prefixed(au_scores(probs, labels, None, label_names), "eval")
+    results = {"eval": {**metrics, **at_half}, "thresholds": None, "smoothing_window": None}
     if not tune:
         return results
-    window, video_ids, frames = None, None, None
-    if {"video_id", "frame"} <= set(evaluation.column_names):
-        video_ids, frames = list(evaluation["video_id"]), list(evaluation["frame"])
-        window = tune_smoothing_window(probs, labels, video_ids, frames=frames)
-    smoothed = smooth_probabilities(probs, video_ids, window, frames) if window else probs
-    thresholds = tune_thresholds(smoothed, labels)
-    tuned = au_scores(smoothed, labels, thresholds, label_names)
-    results.update(
-        thresholds=thresholds, smoothing_window=window, tuned={f"tuned_{key}": value for key, value in tuned.items()}
-    )
+    video_ids, frames = video_columns(evaluation)
+    window = None if video_ids is None else tune_smoothing_window(probs, labels, video_ids, frames=frames)
+    thresholds, fell_back = guarded_thresholds(smooth_probabilities(probs, video_ids, window, frames), labels)
+    tuned = postprocessed_scores(probs, labels, evaluation, thresholds, window, label_names)
+    results.update(thresholds=thresholds, smoothing_window=window, tuned=prefixed(tuned, "tuned"),
+                   threshold_fallback=[label_names[index] for index in fell_back])
     return results
 
 
-def eval_results_content(results: dict, label_names: list[str], dataset: str, split: str) -> dict:
-    """`eval_results.json`: the Trainer's `eval_*` metrics (0.5), `tuned_*` scores and the tuned settings."""
+def held_out_scores(trainer: AUMLTTrainer, test, label_names: list[str], results: dict) -> dict:
+    """Scores of the untransformed `test` split at 0.5 (`test_*`) and, when `results` (`tuned_results`) hold
+    tuned settings, at those validation-tuned thresholds and window (`test_tuned_*`)."""
+    transformed = test.with_transform(EvalTransform(image_processor_for(trainer.model.config)))
+    metrics, probs, labels = split_probabilities(trainer, transformed, "test")
+    scores = {**metrics, **prefixed(au_scores(probs, labels, None, label_names), "test")}
+    if results["thresholds"] is not None:
+        window = results["smoothing_window"]
+        tuned = postprocessed_scores(probs, labels, test, results["thresholds"], window, label_names)
+        scores.update(prefixed(tuned, "test_tuned"))
+    return scores
+
+
+def eval_results_content(
+    results: dict, label_names: list[str], dataset: str, split: str, test_split: str | None
+) -> dict:
+    """`eval_results.json`: the Trainer's `eval_*` metrics (0.5), `tuned_*` scores and the tuned settings, the
+    guard's fallbacks, then `test_split` (None when no test split was scored) and its `test_*` / `test_tuned_*`."""
     content = {"dataset": dataset, "split": split, **results["eval"], **results.get("tuned", {})}
     if results["thresholds"] is not None:
         content["thresholds"] = dict(zip(label_names, results["thresholds"]))
+        content.update(threshold_fallback=results["threshold_fallback"], threshold_guard_margin=GUARD_MARGIN)
     content["smoothing_window"] = results["smoothing_window"]
-    return content
+    return content | {"test_split": test_split} | results.get("test", {})
 
 
 def write_hub_folder(trainer: AUMLTTrainer, output_dir: Path, card: str, eval_results: dict) -> None:
@@ -274,7 +348,8 @@ def dataset_description(data_args: DataArguments) -> dict:
 
 
 def run(model_args: ModelArguments, data_args: DataArguments, training_args) -> dict:
-    """Train, evaluate, tune and write the Hub-ready folder; returns the results (see `tuned_results`)."""
+    """Train, evaluate, tune and write the Hub-ready folder; returns the results (see `tuned_results`), with
+    the test split's scores under `test` (`held_out_scores`) when it was scored."""
     push, training_args.push_to_hub = training_args.push_to_hub, False  # Trainer would contact the Hub when built
     if push and not training_args.hub_model_id:
         raise ValueError("--push_to_hub needs --hub_model_id (e.g. your-org/au-mlt)")
@@ -288,15 +363,19 @@ def run(model_args: ModelArguments, data_args: DataArguments, training_args) -> 
     train_output = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     trainer.log_metrics("train", train_output.metrics)
     results = tuned_results(trainer, splits["eval"], label_names, training_args.tune_postprocessing)
+    if "test" in splits:
+        results["test"] = held_out_scores(trainer, splits["test"], label_names, results)
     trainer.model.config.thresholds = results["thresholds"]
     trainer.model.config.smoothing_window = results["smoothing_window"]
     if not trainer.is_world_process_zero():
         return results
     dataset = dataset_description(data_args)
-    eval_results = eval_results_content(results, label_names, dataset["name"], data_args.eval_split)
+    test_split = data_args.test_split if "test" in splits else None
+    eval_results = eval_results_content(results, label_names, dataset["name"], data_args.eval_split, test_split)
     print(results_table(eval_results, label_names))
     num_rows = {split: len(rows) for split, rows in splits.items()}
-    training = training_summary(training_args, data_args, train_output.metrics, trainer.state.global_step, num_rows)
+    training = training_summary(training_args, data_args, train_output.metrics, trainer.state.global_step, num_rows,
+                                trainer.loss_report["no_positive"])
     card = render_model_card(
         trainer.model.config, eval_results, dataset=dataset, training=training, repo_id=training_args.hub_model_id
     )

@@ -100,12 +100,17 @@ class DataArguments:
     dataset_config_name: str | None = field(default=None, metadata={"help": "Configuration of --dataset_name."})
     train_split: str = field(default="train", metadata={"help": "Split to train on."})
     eval_split: str = field(default="validation", metadata={"help": "Split to evaluate and tune thresholds on."})
+    test_split: str = field(
+        default="test",
+        metadata={"help": "Split scored at 0.5 and with the thresholds and window tuned on --eval_split, when the "
+                  "dataset has it with labels; '' scores none."},
+    )
     au_names: list[str] | None = field(
         default=None, metadata={"help": "AU names in label order, for datasets that do not carry them."}
     )
     subsample: int = field(default=1, metadata={"help": "Train on every n-th row of the training split."})
     max_train_samples: int | None = field(default=None, metadata={"help": "Cap on training rows (after subsample)."})
-    max_eval_samples: int | None = field(default=None, metadata={"help": "Cap on evaluation rows."})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Cap on evaluation (and test) rows."})
     image_size: int | None = field(
         default=None, metadata={"help": "Input size (pixels) of a preset encoder; default 112."}
     )
@@ -121,6 +126,9 @@ class DataArguments:
     )
     synthetic_train_videos: int = field(default=160, metadata={"help": "Synthetic job: training videos (identities)."})
     synthetic_val_videos: int = field(default=40, metadata={"help": "Synthetic job: validation videos."})
+    synthetic_test_videos: int = field(
+        default=40, metadata={"help": "Synthetic job: test videos (identities seen in neither other split)."}
+    )
     synthetic_frames_per_video: int = field(default=50, metadata={"help": "Synthetic job: frames per video."})
     synthetic_image_size: int = field(default=64, metadata={"help": "Synthetic job: face image size (pixels)."})
     synthetic_seed: int = field(default=0, metadata={"help": "Synthetic job: generator seed."})

@@ -14,7 +14,8 @@ from modeling_au_mlt.conversion import add_common_arguments, exit_code
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images_dir", required=True, help="cropped_aligned/ folder: <video>/<frame:05d>.jpg")
-    parser.add_argument("--annotations_dir", required=True, help="folder holding Train_Set/ and Validation_Set/")
+    parser.add_argument("--annotations_dir", required=True,
+                        help="folder holding Train_Set/ and Validation_Set/ (and Test_Set/ if labelled)")
     add_common_arguments(parser)
     parser.add_argument("--test_list", default=None, help="text file of test video names, one a line -> split 'test'")
     return parser.parse_args(argv)

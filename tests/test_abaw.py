@@ -140,6 +140,31 @@ def test_abaw2_au_set_naming_parallel_and_test_list(tmp_path):
         assert report["splits"]["test"]["frames"] == len(TEST_FRAMES)
 
 
+def test_labelled_test_set_folder_gives_a_labelled_test_split(tree):
+    images, annotations, out = tree
+    rows = [labels_row(41), ALL_MISSING, labels_row(43), labels_row(44)]  # frame 4 has no image
+    (annotations / "Test_Set").mkdir()
+    (annotations / "Test_Set" / f"{TEST_VIDEO}.txt").write_text(label_text(AUS[::-1], rows, "\n"))
+    report = prepare_abaw(images, annotations, out)
+    dataset = load_from_disk(str(out))
+    assert sorted(dataset) == ["test", "train", "validation"]
+    assert rows_of(dataset["test"]) == {(TEST_VIDEO, 1): rows[0], (TEST_VIDEO, 3): rows[2]}
+    assert rows_of(dataset["train"]) == expected_rows("train")
+    test = report["splits"]["test"]
+    assert (test["videos"], test["frames"], test["dropped_unannotated"], test["dropped_missing_image"]) == (1, 2, 1, 1)
+
+
+def test_test_set_folder_and_test_list_together_are_refused(tree, tmp_path):
+    images, annotations, out = tree
+    (annotations / "Test_Set").mkdir()
+    (annotations / "Test_Set" / f"{TEST_VIDEO}.txt").write_text(label_text(AUS, [labels_row(41)], "\n"))
+    test_list = tmp_path / "test_videos.txt"
+    test_list.write_text(f"{TEST_VIDEO}\n")
+    with pytest.raises(ValueError, match=r"Test_Set holds labelled test videos and the test list .*test_videos\.txt"):
+        prepare_abaw(images, annotations, out, test_list=test_list)
+    assert_no_output(out)
+
+
 def test_subsample_keeps_every_kth_frame(tree):
     images, annotations, out = tree
     report = prepare_abaw(images, annotations, out, subsample=2)

@@ -8,10 +8,13 @@ from sklearn.metrics import f1_score, precision_score, recall_score
 from transformers import EvalPrediction
 
 from modeling_au_mlt.evaluation import (
+    GUARD_MARGIN,
     THRESHOLD_GRID,
     AUF1Accumulator,
+    always_present_f1,
     au_f1_metric_path,
     au_scores,
+    guarded_thresholds,
     make_compute_metrics,
     smooth_probabilities,
     tune_post_processing,
@@ -159,7 +162,8 @@ def grid_best_by_sklearn(probs: np.ndarray, labels: np.ndarray, index: int) -> f
 
 def test_tuned_thresholds_reach_the_grid_optimum_and_never_lose_to_half():
     probs, labels = random_split(np.random.default_rng(6))
-    thresholds = tune_thresholds(probs, labels)
+    thresholds = tune_thresholds(probs, labels, guard=False)
+    assert tune_thresholds(probs, labels) == thresholds  # informative AUs: the guard changes nothing here
     tuned = au_scores(probs, labels, thresholds, NAMES)
     assert tuned["mean_f1"] >= au_scores(probs, labels, None, NAMES)["mean_f1"]
     for index, name in enumerate(NAMES):
@@ -172,6 +176,34 @@ def test_threshold_ties_go_to_the_one_closest_to_half():
     labels = np.array([[0], [0], [1], [1]])  # every threshold in (0.2, 0.8] is perfect
     assert tune_thresholds(probs, labels) == [0.5]
     assert tune_thresholds(probs, labels, grid=[0.0, 0.25, 0.7, 1.0]) == [0.7]
+
+
+def test_guard_keeps_half_for_an_uninformative_au_and_the_tuned_threshold_for_an_informative_one():
+    rng = np.random.default_rng(10)
+    labels = (rng.random((2000, 2)) < 0.2).astype(np.float32)
+    blind = rng.random(2000)  # AU1: probabilities independent of its labels
+    seeing = np.clip(0.1 + 0.2 * labels[:, 1] + rng.normal(0, 0.05, 2000), 0, 1)  # AU2: informative, low
+    probs = np.stack([blind, seeing], axis=1)
+    labels[rng.random(labels.shape) < 0.05] = -1
+    plain = tune_thresholds(probs, labels, guard=False)
+    annotated = labels[:, 0] != -1
+    truth = labels[annotated, 0]
+    present = f1_score(truth, np.ones_like(truth))  # predict present everywhere
+    assert present == pytest.approx(2 * truth.mean() / (1 + truth.mean()))
+    np.testing.assert_allclose(always_present_f1(labels)[0], present, rtol=1e-12)
+    blind_f1 = f1_score(truth, probs[annotated, 0] >= plain[0])
+    assert plain[0] < 0.2 and present <= blind_f1 <= present + GUARD_MARGIN  # the near-0 threshold of the issue
+    assert 0.15 < plain[1] < 0.3
+    assert guarded_thresholds(probs, labels) == ([0.5, plain[1]], [0])
+    assert tune_thresholds(probs, labels) == [0.5, plain[1]]
+
+
+def test_guard_margin_is_a_strict_improvement_over_always_present():
+    probs = np.array([[0.3], [0.2], [0.1], [0.05]])
+    labels = np.array([[1], [0], [0], [0]])  # always present: F1 = 2 / (2 + 3) = 0.4; best: 1.0 for t in (0.2, 0.3]
+    assert guarded_thresholds(probs, labels, margin=0.5) == ([0.3], [])
+    assert guarded_thresholds(probs, labels, margin=0.7) == ([0.5], [0])
+    assert guarded_thresholds(probs, labels, margin=None) == ([0.3], [])
 
 
 def naive_smoothing(probs, video_ids, frames, window):

@@ -47,11 +47,21 @@ def test_pos_weight_and_none_weights():
     np.testing.assert_array_equal(label_weights(labels, "none").numpy(), [1.0, 1.0])
 
 
+def test_an_au_without_positives_is_weighted_like_the_most_frequent_one_with_a_warning(caplog):
+    labels = np.array([[1, 0, 0], [0, 0, 1], [0, 0, 1], [0, 0, 0], [0, -1, 0]])  # rates 1/5, 0, 2/5
+    with caplog.at_level("WARNING", logger="modeling_au_mlt.losses"):
+        weights = label_weights(labels, "frequency", label_names=["AU1", "AU2", "AU4"]).numpy()
+    inverse = np.array([5.0, 2.5, 2.5])  # AU2 takes AU4's inverse rate 2.5, the smallest
+    np.testing.assert_allclose(weights, 3 * inverse / 10.0, rtol=1e-6)  # [1.5, 0.75, 0.75]
+    assert "AU index 1 (AU2) has no positive entry" in caplog.text and "AU1" not in caplog.text
+    np.testing.assert_allclose(label_weights(labels, "pos_weight").numpy(), [4.0, 1.0, 1.5], rtol=1e-6)
+    nothing_present = np.array([[0, 0], [0, -1]])
+    np.testing.assert_array_equal(label_weights(nothing_present, "frequency").numpy(), [1.0, 1.0])
+
+
 @pytest.mark.parametrize(
     "labels, scheme, message",
     [
-        ([[1, 0], [0, 0]], "frequency", "AU index 1 (AU2) has no positive"),
-        ([[1, 0], [0, 0]], "pos_weight", "AU index 1 (AU2) has no positive"),
         ([[1, 1], [1, 0]], "pos_weight", "AU index 0 (AU1) has no negative"),
         ([[1, -1], [0, -1]], "none", "AU index 1 (AU2) has no annotated entry"),
         ([[1, 0], [0, 2]], "frequency", "row 1, AU index 1 holds 2.0"),

@@ -13,19 +13,21 @@ from modeling_au_mlt.configuration_au_mlt import ABAW_AUS
 from modeling_au_mlt.synthetic import frame_regions, make_synthetic_abaw, region_masks
 
 HEADER = "AU1,AU2,AU4,AU6,AU7,AU10,AU12,AU15,AU23,AU24,AU25,AU26"  # facts.md, typed independently
+SPLIT_VIDEOS = {"Train_Set": 22, "Validation_Set": 8, "Test_Set": 5}  # the `tree` fixture
 
 
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory):
     out = tmp_path_factory.mktemp("synthetic") / "out"
-    summary = make_synthetic_abaw(out, train_videos=22, val_videos=8, frames_per_video=24, seed=3, image_size=64)
+    summary = make_synthetic_abaw(out, train_videos=22, val_videos=8, test_videos=5, frames_per_video=24, seed=3,
+                                  image_size=64)
     return out, summary
 
 
 def _read_tree(out: Path) -> dict:
     """Counts recomputed from the files alone, as a converter would see them."""
     counts = {}
-    for split in ("Train_Set", "Validation_Set"):
+    for split in SPLIT_VIDEOS:
         c = counts[split] = {"videos": 0, "frames": 0, "dropped_unannotated": 0, "dropped_missing_image": 0,
                              "unlabelled_images": 0, "crlf": 0, "trailing_blank": 0, "names": []}
         for path in sorted((out / "AU_Detection_Challenge" / split).glob("*.txt")):
@@ -53,13 +55,14 @@ def _read_tree(out: Path) -> dict:
 def test_tree_has_the_release_layout_and_quirks(tree):
     out, summary = tree
     counts = _read_tree(out)
-    for split, videos in (("Train_Set", 22), ("Validation_Set", 8)):
+    assert sorted(p.name for p in (out / "AU_Detection_Challenge").iterdir()) == sorted(SPLIT_VIDEOS)
+    for split, videos in SPLIT_VIDEOS.items():
         c, s = counts[split], summary["splits"][split]
         assert c["videos"] == s["videos"] == videos
         for key in ("frames", "dropped_unannotated", "dropped_missing_image", "unlabelled_images"):
             assert c[key] == s[key], (split, key)
-    both = counts["Train_Set"]["names"] + counts["Validation_Set"]["names"]
-    assert len(set(both)) == len(both)  # no video in two splits
+    every = [name for split in SPLIT_VIDEOS for name in counts[split]["names"]]
+    assert len(set(every)) == len(every)  # no video in two splits
     lefts = [(s, n) for s in counts for n in counts[s]["names"] if n.endswith("_left")]
     assert lefts and all(n.replace("_left", "_right") in counts[s]["names"] for s, n in lefts)
     total = {key: sum(counts[s][key] for s in counts) for key in counts["Train_Set"] if key != "names"}
@@ -112,6 +115,18 @@ def test_regions_json_covers_every_image(tree):
     assert rows["AU1"] < rows["AU7"] < rows["AU12"] < rows["AU26"]
 
 
+def test_every_video_has_its_own_identity_so_test_identities_are_new(tree):
+    out, _ = tree
+    videos = json.loads((out / "regions.json").read_text())["videos"]
+    splits = {split: [v for v, entry in videos.items() if entry["split"] == split] for split in SPLIT_VIDEOS}
+    assert {split: len(names) for split, names in splits.items()} == SPLIT_VIDEOS
+    # Where each AU acts follows the face's geometry alone: one region set per identity (pairs included).
+    fingerprints = {split: {json.dumps(videos[v]["regions"], sort_keys=True) for v in names}
+                    for split, names in splits.items()}
+    assert sum(map(len, fingerprints.values())) == len(videos)
+    assert not fingerprints["Test_Set"] & (fingerprints["Train_Set"] | fingerprints["Validation_Set"])
+
+
 def test_frame_regions_apply_the_affine_by_hand():
     doc = {"videos": {"v": {"regions": {"AU1": [[[0, 0], [10, 0], [10, 10], [0, 10]]]},
                             "affines": {"3": [[0.0, -1.0, 20.0], [1.0, 0.0, 5.0]]}}}}
@@ -144,10 +159,12 @@ def test_bad_arguments_are_named(tmp_path):
 def test_cli_writes_tree_and_preview(tmp_path):
     out, preview = tmp_path / "cli", tmp_path / "preview.png"
     completed = run_script("make_synthetic_abaw.py", "--output_dir", out, "--train_videos", 2, "--val_videos", 1,
-                           "--frames_per_video", 5, "--seed", 4, "--image_size", 64, "--preview", preview)
+                           "--test_videos", 2, "--frames_per_video", 5, "--seed", 4, "--image_size", 64,
+                           "--preview", preview)
     summary = json.loads(completed.stdout)
     assert summary["splits"]["Validation_Set"]["videos"] == 1
     assert len(list((out / "AU_Detection_Challenge" / "Train_Set").glob("*.txt"))) == 2
+    assert len(list((out / "AU_Detection_Challenge" / "Test_Set").glob("*.txt"))) == 2
     image = cv2.imread(str(preview))
     assert image is not None and image.shape[1] > 1000
 
@@ -158,7 +175,8 @@ def test_tree_converts_cleanly_with_prepare_abaw(tree, tmp_path):
     out, summary = tree
     report = abaw.prepare_abaw(out / "cropped_aligned", out / "AU_Detection_Challenge", tmp_path / "ds")["splits"]
     converted = datasets.load_from_disk(str(tmp_path / "ds"))
-    for split, name in (("train", "Train_Set"), ("validation", "Validation_Set")):
+    assert sorted(converted) == ["test", "train", "validation"]
+    for split, name in (("train", "Train_Set"), ("validation", "Validation_Set"), ("test", "Test_Set")):
         for key in ("videos", "frames", "dropped_unannotated", "dropped_missing_image", "unlabelled_images"):
             assert report[split][key] == summary["splits"][name][key], (split, key)
         assert report[split]["malformed_lines"] == 0 and len(converted[split]) == summary["splits"][name]["frames"]
@@ -174,3 +192,5 @@ def test_empty_split_still_has_its_folder(tmp_path):
     summary = make_synthetic_abaw(tmp_path / "o", train_videos=1, val_videos=0, frames_per_video=3, seed=1)
     assert (tmp_path / "o" / "AU_Detection_Challenge" / "Validation_Set").is_dir()
     assert summary["splits"]["Validation_Set"]["videos"] == 0
+    assert not (tmp_path / "o" / "AU_Detection_Challenge" / "Test_Set").exists()  # test_videos=0: no test split
+    assert sorted(summary["splits"]) == ["Train_Set", "Validation_Set"]

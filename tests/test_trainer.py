@@ -48,6 +48,18 @@ def test_loss_weight_report_by_hand():
     assert report["annotated"] == {"AU1": 4, "AU2": 3, "AU4": 3}
     assert report["positive_rates"]["AU2"] == pytest.approx(1 / 3)
     assert report["weights"]["AU4"] == pytest.approx(expected[2])
+    assert report["no_positive"] == []
+
+
+def test_loss_weight_report_names_an_au_without_positives_and_weights_it_by_hand():
+    labels = np.array([[1, 0, 0], [0, 0, 1], [0, 0, 0], [1, -1, 0]], dtype=np.float32)  # rates 1/2, 0, 1/4
+    weights, report = loss_weight_report(labels, AU_NAMES, "frequency")
+    inverse = np.array([2.0, 2.0, 4.0])  # AU2 gets the smallest inverse rate of the others (AU1's)
+    np.testing.assert_allclose(weights.numpy(), 3 * inverse / 8.0, rtol=1e-6)  # [0.75, 0.75, 1.5]
+    assert report["no_positive"] == ["AU2"] and report["weights"]["AU2"] == pytest.approx(0.75)
+    weights, report = loss_weight_report(labels, AU_NAMES, "pos_weight")
+    np.testing.assert_allclose(weights.numpy(), [1.0, 1.0, 3.0], rtol=1e-6)
+    assert report["no_positive"] == ["AU2"]
 
 
 def test_compute_loss_is_the_weighted_au_loss_and_predictions_are_the_logits(tmp_path, train_split):

@@ -13,12 +13,14 @@ import torch
 from huggingface_hub import ModelCard, metadata_load
 from safetensors.torch import load_file
 from sklearn.metrics import f1_score
-from tiny_au_data import AU_NAMES, TINY_MODEL_ARGS, write_tiny_dataset
+from datasets import DatasetDict
+from tiny_au_data import AU_NAMES, TINY_MODEL_ARGS, tiny_split, write_tiny_dataset
 
 from modeling_au_mlt import AUMLTModel
+from modeling_au_mlt.evaluation import smooth_probabilities
 from modeling_au_mlt.hub import HANDLER_FILE, image_processor_for
-from modeling_au_mlt.training import run
-from modeling_au_mlt.training_args import DEFAULT_JOB, parse_arguments
+from modeling_au_mlt.training import load_splits, run, synthetic_cache_key, synthetic_dataset_dir
+from modeling_au_mlt.training_args import DEFAULT_JOB, DataArguments, parse_arguments
 from modeling_au_mlt.transforms import AugmentationEpochCallback, AUCollator, EvalTransform
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -32,7 +34,8 @@ COMMON = [*TINY_MODEL_ARGS, "--per_device_train_batch_size", "8", "--learning_ra
 
 @pytest.fixture(scope="module")
 def dataset_dir(tmp_path_factory) -> str:
-    return write_tiny_dataset(tmp_path_factory.mktemp("data") / "tiny", train_videos=2, val_videos=2, frames=16)
+    return write_tiny_dataset(tmp_path_factory.mktemp("data") / "tiny", train_videos=2, val_videos=2, frames=16,
+                              test_videos=2)
 
 
 @pytest.fixture(scope="module")
@@ -59,36 +62,61 @@ def test_output_folder_holds_exactly_the_hub_files_and_checkpoints(trained):
     assert json.loads((trained / "trainer_state.json").read_text())["global_step"] == 8
 
 
+def probabilities_and_labels(model: AUMLTModel, split) -> tuple[np.ndarray, np.ndarray]:
+    """The saved model's probabilities (N, L) and the labels (N, L) of a whole untransformed split."""
+    batch = AUCollator()(list(split.with_transform(EvalTransform(image_processor_for(model.config)))))
+    with torch.no_grad():
+        return model(pixel_values=batch["pixel_values"]).logits.sigmoid().double().numpy(), batch["labels"].numpy()
+
+
+def assert_f1_like_sklearn(results: dict, prefix: str, predicted: np.ndarray, labels: np.ndarray) -> None:
+    """`<prefix>_f1_<AU>` and `<prefix>_mean_f1` of `results` equal scikit-learn's F1 on the annotated entries."""
+    expected = []
+    for index, name in enumerate(AU_NAMES):
+        annotated = labels[:, index] != -1
+        expected.append(f1_score(labels[annotated, index], predicted[annotated, index], zero_division=0.0))
+        assert results[f"{prefix}_f1_{name}"] == pytest.approx(expected[-1], abs=1e-9), name
+    assert results[f"{prefix}_mean_f1"] == pytest.approx(np.mean(expected), abs=1e-9)
+
+
 def test_card_metadata_and_results_match_an_independent_scoring(trained, dataset_dir):
     results = json.loads((trained / "eval_results.json").read_text())
     config = json.loads((trained / "config.json").read_text())
     assert config["thresholds"] == [results["thresholds"][name] for name in AU_NAMES]
     assert config["smoothing_window"] == results["smoothing_window"]
-    # F1 at 0.5 recomputed with scikit-learn from the saved model's predictions (entries -1 left out)
+    assert set(results["threshold_fallback"]) <= set(AU_NAMES)
+    assert all(results["thresholds"][name] == 0.5 for name in results["threshold_fallback"])
+    # F1 recomputed with scikit-learn from the saved model's predictions (entries -1 left out): validation at
+    # 0.5, and the test split at 0.5 and at the thresholds and window tuned on validation.
     from datasets import load_from_disk
 
     model = AUMLTModel.from_pretrained(trained).eval()
-    validation = load_from_disk(dataset_dir)["validation"]
-    batch = AUCollator()(list(validation.with_transform(EvalTransform(image_processor_for(model.config)))))
-    with torch.no_grad():
-        predicted = (model(pixel_values=batch["pixel_values"]).logits.sigmoid() >= 0.5).numpy()
-    labels = batch["labels"].numpy()
-    for index, name in enumerate(AU_NAMES):
-        annotated = labels[:, index] != -1
-        expected = f1_score(labels[annotated, index], predicted[annotated, index], zero_division=0.0)
-        assert results[f"eval_f1_{name}"] == pytest.approx(expected, abs=1e-9)
+    splits = load_from_disk(dataset_dir)
+    probs, labels = probabilities_and_labels(model, splits["validation"])
+    assert_f1_like_sklearn(results, "eval", probs >= 0.5, labels)
+    assert results["test_split"] == "test"
+    probs, labels = probabilities_and_labels(model, splits["test"])
+    assert_f1_like_sklearn(results, "test", probs >= 0.5, labels)
+    window, thresholds = results["smoothing_window"], np.array([results["thresholds"][name] for name in AU_NAMES])
+    smoothed = smooth_probabilities(probs, splits["test"]["video_id"], window, splits["test"]["frame"])
+    assert_f1_like_sklearn(results, "test_tuned", smoothed >= thresholds, labels)
     # the card's YAML: library, task, tags and a model-index holding the scores just measured
     metadata = metadata_load(trained / "README.md")
     assert metadata["library_name"] == "transformers" and metadata["pipeline_tag"] == "image-classification"
     assert {"custom_code", "action-unit-detection"} <= set(metadata["tags"])
     assert metadata["widget"][0]["src"].startswith("https://")
     card = ModelCard.load(trained / "README.md")
-    scores = {result.metric_name: result.metric_value for result in card.data.eval_results}
-    assert scores["mean F1 (threshold 0.5)"] == pytest.approx(results["eval_mean_f1"], abs=1e-4)
-    assert scores["mean F1 (tuned thresholds)"] == pytest.approx(results["tuned_mean_f1"], abs=1e-4)
-    for name in AU_NAMES:
-        assert scores[f"F1 {name} (tuned thresholds)"] == pytest.approx(results[f"tuned_f1_{name}"], abs=1e-4)
+    scores = {(result.dataset_split, result.metric_name): result.metric_value for result in card.data.eval_results}
+    settings = {("validation", "threshold 0.5"): "eval", ("validation", "tuned thresholds"): "tuned",
+                ("test", "threshold 0.5"): "test", ("test", "thresholds tuned on validation"): "test_tuned"}
+    assert len(scores) == len(settings) * (1 + len(AU_NAMES))
+    for (split, setting), prefix in settings.items():
+        assert scores[(split, f"mean F1 ({setting})")] == pytest.approx(results[f"{prefix}_mean_f1"], abs=1e-4)
+        for name in AU_NAMES:
+            assert scores[(split, f"F1 {name} ({setting})")] == pytest.approx(results[f"{prefix}_f1_{name}"], abs=1e-4)
     assert "org/au-mlt" in card.text and "trust_remote_code=True" in card.text and "Ethical" in card.text
+    assert "| test F1 @0.5 | test F1 tuned |" in card.text and "test rows (test split): 32" in card.text
+    assert f"| **{results['test_tuned_mean_f1']:.3f}** |" in card.text
 
 
 def test_saved_folder_loads_as_remote_code_without_the_package(trained, tmp_path):
@@ -143,6 +171,62 @@ def test_resume_after_a_checkpoint_ends_with_bit_identical_weights(dataset_dir, 
         assert torch.equal(tensor, resumed[name]), name
     losses = [json.loads((tmp_path / run_dir / "trainer_state.json").read_text())["log_history"] for run_dir in ("straight", "resumed")]
     assert [entry["loss"] for entry in losses[0] if "loss" in entry][3:] == [entry["loss"] for entry in losses[1] if "loss" in entry][-4:]
+
+
+def test_an_au_without_positive_training_labels_trains_and_is_named_in_loss_weights_and_card(dataset_dir, tmp_path):
+    from datasets import load_from_disk
+
+    splits = load_from_disk(dataset_dir)
+    no_au4 = splits["train"].map(lambda row: {"labels": row["labels"][:2] + [min(row["labels"][2], 0.0)]},
+                                 features=splits["train"].features)
+    splits["train"] = no_au4
+    splits.save_to_disk(str(tmp_path / "data"))
+    run(*parse_arguments(["--dataset_dir", str(tmp_path / "data"), "--output_dir", str(tmp_path / "run"),
+                          "--max_steps", "1", "--save_strategy", "no", *COMMON]))
+    report = json.loads((tmp_path / "run" / "loss_weights.json").read_text())
+    labels = np.array(no_au4["labels"])
+    inverse = [(labels[:, k] != -1).sum() / (labels[:, k] == 1).sum() for k in (0, 1)]
+    inverse.append(min(inverse))  # AU4 is weighted like the most frequent AU
+    expected = 3 * np.array(inverse) / sum(inverse)
+    assert report["no_positive"] == ["AU4"]
+    np.testing.assert_allclose([report["weights"][name] for name in AU_NAMES], expected, rtol=1e-6)
+    card = (tmp_path / "run" / "README.md").read_text()
+    assert "No positive training label for AU4: trained on negatives only" in card
+
+
+def make_split_folder(path: Path, test) -> str:
+    """A train/validation DatasetDict on disk with `test` (a Dataset) as its `test` split."""
+    splits = {"train": tiny_split(1, 4, 0, "train"), "validation": tiny_split(1, 4, 1, "validation"), "test": test}
+    DatasetDict(splits).save_to_disk(str(path))
+    return str(path)
+
+
+def test_the_test_split_is_loaded_capped_and_left_out_when_unlabelled_or_reused(tmp_path, caplog):
+    labelled = make_split_folder(tmp_path / "labelled", tiny_split(2, 4, 2, "test"))
+    splits = load_splits(DataArguments(dataset_dir=labelled, max_eval_samples=3), None)
+    assert sorted(splits) == ["eval", "test", "train"]
+    assert list(zip(splits["test"]["video_id"], splits["test"]["frame"])) == [("test0", 1), ("test0", 2), ("test0", 3)]
+    assert "test" not in load_splits(DataArguments(dataset_dir=labelled, test_split=""), None)
+    with caplog.at_level("WARNING", logger="modeling_au_mlt.training"):
+        reused = load_splits(DataArguments(dataset_dir=labelled, eval_split="test"), None)
+        unlabelled = make_split_folder(tmp_path / "unlabelled", tiny_split(1, 4, 3, "test", unannotated=1.0))
+        assert "test" not in load_splits(DataArguments(dataset_dir=unlabelled), None)
+    assert sorted(reused) == ["eval", "train"] and len(reused["eval"]) == 8
+    assert "--test_split 'test' is also the train or evaluation split" in caplog.text
+    assert "split 'test' has no annotated label: not scored" in caplog.text
+
+
+def test_synthetic_job_data_has_a_test_split_of_other_videos_and_is_cached_by_its_size(tmp_path):
+    from datasets import load_from_disk
+
+    sizes = dict(synthetic_train_videos=2, synthetic_val_videos=1, synthetic_frames_per_video=3, synthetic_image_size=32)
+    data_args = DataArguments(cache_dir=str(tmp_path), synthetic_test_videos=2, **sizes)
+    folder = synthetic_dataset_dir(data_args)
+    splits = load_from_disk(str(folder))
+    videos = {split: set(splits[split]["video_id"]) for split in ("train", "validation", "test")}
+    assert len(videos["test"]) == 2 and not videos["test"] & (videos["train"] | videos["validation"])
+    assert synthetic_dataset_dir(data_args) == folder  # generated once, then read from the cache
+    assert synthetic_cache_key(DataArguments(synthetic_test_videos=3, **sizes)) != synthetic_cache_key(data_args)
 
 
 def test_default_job_is_used_only_without_a_dataset_argument(tmp_path):

@@ -41,11 +41,14 @@ def tiny_split(num_videos: int, frames: int, seed: int, split: str, unannotated:
     return dataset
 
 
-def write_tiny_dataset(path, train_videos: int = 4, val_videos: int = 2, frames: int = 16) -> str:
-    """Save a tiny DatasetDict (train/validation) like the converters write; returns its folder."""
-    DatasetDict(
-        {"train": tiny_split(train_videos, frames, 0, "train"), "validation": tiny_split(val_videos, frames, 1, "validation")}
-    ).save_to_disk(str(path))
+def write_tiny_dataset(path, train_videos: int = 4, val_videos: int = 2, frames: int = 16, test_videos: int = 0) -> str:
+    """Save a tiny DatasetDict (train/validation, and a labelled test split when `test_videos`) like the
+    converters write; returns its folder."""
+    splits = {"train": tiny_split(train_videos, frames, 0, "train"),
+              "validation": tiny_split(val_videos, frames, 1, "validation")}
+    if test_videos:
+        splits["test"] = tiny_split(test_videos, frames, 2, "test")
+    DatasetDict(splits).save_to_disk(str(path))
     return str(path)
 
 
