@@ -11,6 +11,7 @@ from transformers import PreTrainedConfig, ViTConfig
 
 ABAW_AUS = ("AU1", "AU2", "AU4", "AU6", "AU7", "AU10", "AU12", "AU15", "AU23", "AU24", "AU25", "AU26")
 HEAD_TYPES = ("shared", "per_label")
+DECODER_INITIALIZERS = ("glorot", "normal")
 ENCODER_STEMS = ("patch", "conv")
 
 
@@ -57,8 +58,13 @@ class AUMLTConfig(PreTrainedConfig):
             Per-label decision thresholds in `id2label` order; `None` means 0.5 for every label.
         smoothing_window (`int`, *optional*):
             Moving-average window (frames) over a video's probabilities, chosen on validation.
+        decoder_initializer (`str`, *optional*, defaults to `"glorot"`):
+            How the decoder's matrices (label tokens, attention, MLP, head) start. `"glorot"`: Glorot-uniform
+            (Glorot and Bengio 2010), the Keras `Dense` default of the authors' TensorFlow code. `"normal"`:
+            truncated N(0, `initializer_range`), the BERT/ViT convention.
         initializer_range (`float`, *optional*, defaults to 0.02):
-            Standard deviation of the truncated normal used for the decoder's weights.
+            Standard deviation of the truncated normal used for the decoder's weights with
+            `decoder_initializer="normal"`.
         id2label (`dict[int, str]`, *optional*):
             The labels; defaults to the 12 ABAW AUs.
     """
@@ -85,6 +91,7 @@ class AUMLTConfig(PreTrainedConfig):
         head_type="shared",
         thresholds=None,
         smoothing_window=None,
+        decoder_initializer="glorot",
         initializer_range=0.02,
         **kwargs,
     ):
@@ -107,6 +114,7 @@ class AUMLTConfig(PreTrainedConfig):
         self.head_type = head_type
         self.thresholds = None if thresholds is None else [float(t) for t in thresholds]
         self.smoothing_window = smoothing_window
+        self.decoder_initializer = decoder_initializer
         self.initializer_range = initializer_range
         if kwargs.get("id2label") is None and kwargs.get("num_labels") is None:
             kwargs["id2label"] = dict(enumerate(ABAW_AUS))
@@ -144,6 +152,10 @@ class AUMLTConfig(PreTrainedConfig):
             raise ValueError("id2label: the label set is empty; AU-MLT needs at least one label")
         if sorted(self.id2label) != list(range(len(self.id2label))):
             raise ValueError(f"id2label: keys must be 0..{len(self.id2label) - 1}, got {sorted(self.id2label)}")
+        if self.decoder_initializer not in DECODER_INITIALIZERS:
+            raise ValueError(
+                f"decoder_initializer: expected one of {DECODER_INITIALIZERS}, got {self.decoder_initializer!r}"
+            )
         if self.head_type not in HEAD_TYPES:
             raise ValueError(f"head_type: expected one of {HEAD_TYPES}, got {self.head_type!r}")
         self.validate_encoder_stem()

@@ -256,19 +256,25 @@ class AUMLTPreTrainedModel(PreTrainedModel):
         return True
 
     def _init_weights(self, module: nn.Module) -> None:
-        """Initialise AU-MLT's own modules; transformers dispatches the ViT encoder to its own `_init_weights`."""
-        std = self.config.initializer_range
+        """Initialise AU-MLT's own modules; transformers dispatches the ViT encoder to its own `_init_weights`.
+
+        `decoder_initializer="glorot"` draws every decoder matrix (label tokens W_t, attention and MLP maps, head
+        W_p) from Glorot-uniform(fan_in, fan_out), the default of the Keras `Dense` layers the authors' TensorFlow
+        code is built from; `"normal"` draws them from N(0, initializer_range), as BERT and ViT do.
+        """
         if isinstance(module, nn.Linear):
-            nn.init.trunc_normal_(module.weight, std=std)
+            self.init_matrix(module.weight, fan_in=module.in_features, fan_out=module.out_features)
             nn.init.zeros_(module.bias)
         elif isinstance(module, nn.LayerNorm):
             nn.init.ones_(module.weight)
             nn.init.zeros_(module.bias)
         elif isinstance(module, AUMLTHead):
-            nn.init.trunc_normal_(module.weight, std=std)
+            # Each map of W_p is one d -> 1 dense layer, whether shared or one per label.
+            self.init_matrix(module.weight, fan_in=module.weight.shape[-1], fan_out=1)
             nn.init.zeros_(module.bias)
         elif isinstance(module, AUMLTModel):
-            nn.init.trunc_normal_(module.label_embeddings, std=std)
+            # T(0) = I_L W_t: W_t is an L -> d dense layer.
+            self.init_matrix(module.label_embeddings, fan_in=self.config.num_labels, fan_out=self.config.hidden_size)
             if isinstance(module.encoder.embeddings.patch_embeddings, AUMLTConvStem):
                 # The encoder's own init (run first, on its submodules) gives convolutions N(0, 0.02); ReLU stages
                 # want He initialisation. Their BatchNorms were reset to the identity by the same pass.
@@ -276,6 +282,14 @@ class AUMLTPreTrainedModel(PreTrainedModel):
                 for layer in stem.stages:
                     if isinstance(layer, nn.Conv2d):
                         nn.init.kaiming_normal_(layer.weight, mode="fan_out", nonlinearity="relu")
+
+    def init_matrix(self, weight: torch.Tensor, fan_in: int, fan_out: int) -> None:
+        """Fill a decoder matrix by `config.decoder_initializer`; fans are given since W_t and W_p are stored transposed."""
+        if self.config.decoder_initializer == "glorot":
+            bound = math.sqrt(6.0 / (fan_in + fan_out))
+            nn.init.uniform_(weight, -bound, bound)
+        else:
+            nn.init.trunc_normal_(weight, std=self.config.initializer_range)
 
 
 class AUMLTModel(AUMLTPreTrainedModel):

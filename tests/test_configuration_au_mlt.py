@@ -51,6 +51,7 @@ def test_custom_label_set_round_trips(tmp_path):
         ({"decoder_layers": 0}, "decoder_layers"),
         ({"decoder_dropout": 1.0}, "decoder_dropout"),
         ({"smoothing_window": 0}, "smoothing_window"),
+        ({"decoder_initializer": "xavier"}, "decoder_initializer"),
     ],
 )
 def test_invalid_values_raise_naming_the_field(overrides, field):

@@ -274,3 +274,30 @@ def test_from_encoder_pretrained_with_conv_stem_keeps_the_blocks_and_reports_the
             torch.testing.assert_close(target[name], tensor, rtol=0, atol=0, msg=name)
     assert "embeddings.patch_embeddings.stages.0.weight" in caplog.text and "newly initialised" in caplog.text
     assert model.config.encoder_stem == "conv"
+
+
+@pytest.mark.parametrize("head_type", ["shared", "per_label"])
+def test_glorot_initializer_draws_each_matrix_within_its_fan_bound(head_type):
+    torch.manual_seed(0)
+    model = AUMLTModel(tiny_config(decoder_initializer="glorot", decoder_hidden_size=24, head_type=head_type))
+    # Glorot-uniform(fan_in, fan_out): U(-b, b), b = sqrt(6 / (fan_in + fan_out)), std b / sqrt(3).
+    matrices = {
+        "label_embeddings (12 -> 24)": (model.label_embeddings, 12, 24),
+        "head (24 -> 1 per map)": (model.head.weight, 24, 1),
+        "input projection (32 -> 24)": (model.input_projection.weight, 32, 24),
+        "cross-attention value (24 -> 24)": (model.layers[0].cross_attn.v_proj.weight, 24, 24),
+        "MLP fc1 (24 -> 96)": (model.layers[1].mlp.fc1.weight, 24, 96),
+    }
+    for name, (weight, fan_in, fan_out) in matrices.items():
+        bound = math.sqrt(6 / (fan_in + fan_out))
+        assert weight.abs().max().item() <= bound, name
+        if weight.numel() >= 200:
+            assert weight.std().item() == pytest.approx(bound / math.sqrt(3), rel=0.15), name
+    assert torch.all(model.layers[0].cross_attn.v_proj.bias == 0)
+
+
+def test_normal_initializer_uses_initializer_range():
+    torch.manual_seed(0)
+    model = AUMLTModel(tiny_config(decoder_initializer="normal", initializer_range=0.05))
+    assert model.layers[0].mlp.fc1.weight.std().item() == pytest.approx(0.05, rel=0.1)
+    assert model.label_embeddings.std().item() == pytest.approx(0.05, rel=0.15)
