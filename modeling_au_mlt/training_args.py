@@ -22,10 +22,9 @@ VISION_PRESETS = {
     "base": {"hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12, "intermediate_size": 3072},
 }
 
-# The main job (no dataset argument). Measured on 2 idle cores: 12 min 13 s wall (data generation included),
-# mean F1 0.125 at 0.5 and 0.305 tuned on the synthetic validation split -- far below the 0.85 aim: the
-# randomly initialised ViT leaves the label prior only after ~8 epochs. (8 epochs on 40 videos x 200
-# frames gave 0.115 / 0.302.)
+# The main job (no dataset argument): a small ViT with a convolutional stem, trained from scratch with plain
+# masked BCE (eq. 10) on the synthetic ABAW data, scored on held-out test identities. Its measured time and
+# scores, and why it departs from the authors' weighted BCE + Dice, are in docs/benchmarks.md (section 5).
 DEFAULT_JOB = {
     "output_dir": "au-mlt-synthetic",
     "vision_preset": "tiny",
@@ -33,19 +32,23 @@ DEFAULT_JOB = {
     "vision_num_hidden_layers": 4,
     "patch_size": 8,
     "image_size": 64,
+    "encoder_stem": "conv",
     "decoder_attention_heads": 4,
     "scale_min": 0.9,
     "max_rotation": 5.0,
     "color_jitter": 0.1,
-    "num_train_epochs": 16,
+    "loss_weighting": "none",
+    "dice_weight": 0.0,
+    "num_train_epochs": 14,
     "per_device_train_batch_size": 32,
     "per_device_eval_batch_size": 128,
-    "learning_rate": 3e-4,
+    "learning_rate": 1e-3,
     "weight_decay": 0.05,
     "warmup_steps": 0.05,
     "lr_scheduler_type": "cosine",
     "logging_steps": 50,
-    "eval_strategy": "no",
+    "eval_strategy": "steps",  # the validation learning curve lands in trainer_state.json
+    "eval_steps": 500,
     "save_strategy": "no",
     "dataloader_num_workers": 0,
 }
@@ -72,6 +75,15 @@ class ModelArguments:
         metadata={"help": "Override the preset's encoder width (a multiple of 64: heads = width / 64, MLP = 4 x width)."},
     )
     patch_size: int = field(default=16, metadata={"help": "Encoder patch size for a preset encoder (pixels)."})
+    encoder_stem: str = field(
+        default="patch",
+        metadata={"help": "'patch': the ViT's patch convolution (pretrained ViTs load unchanged); 'conv': a "
+                  "convolutional stem with the same token grid (Xiao et al. 2021).", "choices": ["patch", "conv"]},
+    )
+    encoder_stem_channels: list[int] | None = field(
+        default=None,
+        metadata={"help": "Channels of the conv stem's stride-2 stages (2 ** stages = patch size); default 32, 64, ..."},
+    )
     decoder_hidden_size: int | None = field(
         default=None, metadata={"help": "Width of the label tokens; default: the encoder width."}
     )
@@ -79,6 +91,14 @@ class ModelArguments:
     decoder_attention_heads: int = field(default=8, metadata={"help": "Heads of every decoder attention."})
     decoder_ffn_dim: int | None = field(default=None, metadata={"help": "Decoder MLP width; default 4 x width."})
     decoder_dropout: float = field(default=0.1, metadata={"help": "Dropout in the decoder."})
+    decoder_initializer: str = field(
+        default="glorot",
+        metadata={"help": "Decoder init: 'glorot' (Keras Dense default, the authors' code) or 'normal' (N(0, 0.02)).",
+                  "choices": ["glorot", "normal"]},
+    )
+    decoder_norm_first: bool = field(
+        default=False, metadata={"help": "Pre-norm decoder layers instead of the paper's post-norm ones."}
+    )
     label_self_attention: bool = field(
         default=True, metadata={"help": "Self-attention among label tokens (False: Query2Label/ML-Decoder form)."}
     )
