@@ -36,7 +36,7 @@ SETTINGS = {
         "data": ["--batch_size", "16", "--batches", "2", "--steps", "3", "--rounds", "1"],
         "quality": [
             "--steps", "30", "--encoder_layers", "2", "--image_size", "32", "--max_eval_samples", "300",
-            "--train_videos", "8", "--val_videos", "3", "--frames_per_video", "120",
+            "--train_videos", "8", "--val_videos", "3", "--test_videos", "3", "--frames_per_video", "120",
         ],
         "attention": ["--max_frames", "120"],
     },
@@ -45,9 +45,9 @@ SETTINGS = {
         "training": ["--preset", "tiny", "--batch_size", "2", "--steps", "2", "--rounds", "1"],
         "data": ["--preset", "tiny", "--batch_size", "2", "--batches", "1", "--steps", "2", "--rounds", "1", "--workers", "0", "1"],
         "quality": [
-            "--seeds", "0", "1", "--variants", "paper", "vit_linear_head", "--steps", "2", "--batch_size", "8",
-            "--encoder_layers", "1", "--image_size", "32", "--patch_size", "16", "--train_videos", "6",
-            "--val_videos", "2", "--frames_per_video", "150",
+            "--seeds", "0", "1", "--variants", "paper", "vit_linear_head", "mean_pool_linear", "--steps", "2",
+            "--batch_size", "8", "--encoder_layers", "1", "--image_size", "32", "--patch_size", "16",
+            "--train_videos", "6", "--val_videos", "2", "--test_videos", "2", "--frames_per_video", "150",
         ],
         "attention": ["--max_frames", "8"],
     },

@@ -10,8 +10,9 @@ import json
 import numpy as np
 import pytest
 import torch
+from datasets import load_from_disk
 
-from benchmarks import bench_attention, bench_data, bench_inference, bench_quality, bench_training, run_all
+from benchmarks import bench_attention, bench_data, bench_inference, bench_quality, bench_training, plot_learning_curves, run_all
 from benchmarks.absorbed_attention import absorb_cross_attention
 from benchmarks.common import interleaved_rounds, markdown_table, median, spread, write_json
 from modeling_au_mlt import AUMLTConfig, AUMLTModel
@@ -138,16 +139,6 @@ def test_pixel_share_by_hand():
     np.testing.assert_allclose(bench_attention.pixel_share(attention, masks), [1.0, 0.25])
 
 
-def test_validation_frames_spacing():
-    regions = {"videos": {
-        "b": {"split": "Validation_Set", "affines": {str(frame): None for frame in range(1, 11)}},
-        "a": {"split": "Train_Set", "affines": {"1": None}},
-    }}
-    assert bench_attention.validation_frames(regions, 5) == [("b", 1), ("b", 3), ("b", 5), ("b", 7), ("b", 9)]
-    with pytest.raises(ValueError, match="no validation frame"):
-        bench_attention.validation_frames({"videos": {"a": regions["videos"]["a"]}}, 5)
-
-
 @pytest.fixture(scope="module")
 def quality_run(tmp_path_factory):
     """bench_quality on a tiny setting (2 variants, 2 seeds, 2 steps); its work folder and JSON."""
@@ -159,14 +150,51 @@ def quality_run(tmp_path_factory):
 
 def test_bench_quality_tiny(quality_run):
     work, result = quality_run
-    assert set(result["runs"]) == {"paper", "vit_linear_head"}
+    assert set(result["runs"]) == {"paper", "vit_linear_head", "mean_pool_linear"}
+    aus = ("AU1", "AU2", "AU4", "AU6", "AU7", "AU10", "AU12", "AU15", "AU23", "AU24", "AU25", "AU26")
     for variant, runs in result["runs"].items():
         assert len(runs) == 2
-        assert set(runs[0]) == {"mean_f1", *(f"f1_{name}" for name in ("AU1", "AU2", "AU4", "AU6", "AU7", "AU10", "AU12", "AU15", "AU23", "AU24", "AU25", "AU26"))}
-        values = [run["mean_f1"] for run in runs]
-        assert result["summary"][variant]["mean_f1"]["mean"] == pytest.approx(np.mean(values))
-        assert result["summary"][variant]["mean_f1"]["std"] == pytest.approx(np.std(values, ddof=1))
+        assert set(runs[0]) == {"eval_mean_f1", "test_mean_f1", "test_tuned_mean_f1", "test_unguarded_mean_f1",
+                                *(f"test_f1_{name}" for name in aus)}
+        values = [run["test_mean_f1"] for run in runs]
+        assert np.mean([runs[0][f"test_f1_{name}"] for name in aus]) == pytest.approx(values[0])
+        assert result["summary"][variant]["test_mean_f1"]["mean"] == pytest.approx(np.mean(values))
+        assert result["summary"][variant]["test_mean_f1"]["std"] == pytest.approx(np.std(values, ddof=1))
+    for variant in ("vit_linear_head", "mean_pool_linear"):
+        expected = [run["test_mean_f1"] - paper["test_mean_f1"] for run, paper in zip(result["runs"][variant], result["runs"]["paper"])]
+        assert result["paired_test_differences"][variant] == pytest.approx(expected)
     assert (work / bench_quality.PAPER_MODEL_DIR / "model.safetensors").exists()
+
+
+def test_baselines_share_the_paper_models_encoder_initialisation(quality_run):
+    work, _ = quality_run
+    model_args, data_args, _ = bench_quality.library_arguments(work / "synthetic_dataset", work / "x", "paper", 0, bench_quality.parse_args(
+        [*run_all.SETTINGS["tiny"]["quality"], "--work_dir", str(work)]))
+    names = ["AU1", "AU2"]
+    paper = bench_quality.variant_model("paper", model_args, names, data_args.image_size, seed=4)
+    for variant in ("vit_linear_head", "mean_pool_linear"):
+        baseline = bench_quality.variant_model(variant, model_args, names, data_args.image_size, seed=4)
+        encoder = baseline.vit if variant == "vit_linear_head" else baseline.encoder
+        assert model_args.encoder_stem == "conv" and type(encoder.embeddings.patch_embeddings).__name__ == "AUMLTConvStem"
+        for (name, tensor), reference in zip(encoder.state_dict().items(), paper.encoder.state_dict().values()):
+            torch.testing.assert_close(tensor, reference, rtol=0, atol=0, msg=name)
+        pixels = torch.randn(2, 3, data_args.image_size, data_args.image_size)
+        assert baseline.eval()(pixel_values=pixels).logits.shape == (2, 2)
+
+
+def test_labelled_frames_match_the_converted_dataset(quality_run):
+    work, _ = quality_run
+    tree = work / "synthetic_tree"
+    regions = json.loads((tree / "regions.json").read_text())
+    assert bench_attention.scored_split(regions) == "Test_Set"
+    names = ["AU12", "AU1"]
+    frames = bench_attention.labelled_frames(tree, regions, "Test_Set", names, max_frames=10**6)
+    test = load_from_disk(str(work / "synthetic_dataset"))["test"]
+    label_names = json.loads((work / "synthetic_dataset" / "label_names.json").read_text())
+    columns = [label_names.index(name) for name in names]
+    expected = {(video, frame): [labels[c] for c in columns] for video, frame, labels in zip(test["video_id"], test["frame"], test["labels"])}
+    assert {(video, frame): list(labels) for video, frame, labels in frames} == expected
+    assert len(bench_attention.labelled_frames(tree, regions, "Test_Set", names, max_frames=7)) == 7
 
 
 def test_bench_attention_tiny(quality_run, tmp_path):
@@ -176,10 +204,12 @@ def test_bench_attention_tiny(quality_run, tmp_path):
         "--max_frames", "4", "--figure", str(tmp_path / "figure.png"), "--output", str(tmp_path / "a.json"),
     ])
     result = json.loads((tmp_path / "a.json").read_text())
-    assert result["frames"] == 4
+    assert result["frames"] == 4 and result["split"] == "Test_Set"
     for stats in result["per_au"].values():
+        assert 1 <= stats["frames_present"] <= 4
         assert 0 <= stats["attention_inside"] <= 1 and 0 < stats["region_share"] < 1
         assert stats["lift"] == pytest.approx(stats["attention_inside"] / stats["region_share"])
+    assert result["median_lift"] == pytest.approx(np.median([stats["lift"] for stats in result["per_au"].values()]))
     assert (tmp_path / "figure.png").stat().st_size > 1000
 
 
@@ -189,3 +219,22 @@ def test_run_all_commands_cover_every_section(tmp_path):
     for name, arguments in commands.items():
         assert arguments[0].endswith(".py") and str(tmp_path / "results" / f"{name}.json") in arguments
     assert commands["attention"][commands["attention"].index("--model_dir") + 1] == str(tmp_path / "work" / "paper_model")
+
+
+def test_learning_curves_read_every_evaluation(tmp_path):
+    history = [{"step": 50, "loss": 0.4}, {"step": 100, "eval_mean_f1": 0.2}, {"step": 150, "loss": 0.3},
+               {"step": 200, "eval_mean_f1": 0.5}]
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "trainer_state.json").write_text(json.dumps({"log_history": history}))
+    plot_learning_curves.main(["--run", f"conv stem={tmp_path / 'a'}", "--run", f"patch={tmp_path / 'b'}",
+                               "--figure", str(tmp_path / "curve.png"), "--output", str(tmp_path / "curve.json")])
+    curves = json.loads((tmp_path / "curve.json").read_text())["curves"]
+    assert curves == {"conv stem": [[100, 0.2], [200, 0.5]], "patch": [[100, 0.2], [200, 0.5]]}
+    assert (tmp_path / "curve.png").stat().st_size > 1000
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "trainer_state.json").write_text(json.dumps({"log_history": history[:1]}))
+    with pytest.raises(ValueError, match="eval_steps"):
+        plot_learning_curves.evaluation_curve(tmp_path / "c")
+    with pytest.raises(FileNotFoundError, match="trainer_state.json"):
+        plot_learning_curves.evaluation_curve(tmp_path / "missing")
