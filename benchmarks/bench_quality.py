@@ -10,7 +10,8 @@ same number of optimizer steps and the same seeds; only the named part differs:
 - (c) `per_label_head`: (a) with one linear map per label token (ML-Decoder's form);
 - (d) `vit_linear_head`: `ViTForImageClassification`, a linear multi-label head on the CLS token of the same
   encoder (same stem, same initial weights);
-- (e) `mean_pool_linear`: a linear head on the mean of the same encoder's patch tokens.
+- (e) `mean_pool_linear`: a linear head on the mean of the same encoder's patch tokens;
+- (f) `pre_norm`: (a) with pre-norm decoder layers (`decoder_norm_first`), a departure from eqs. 5-7.
 
 Reported per run: validation mean F1 at 0.5, test mean F1 at 0.5 and at the per-AU thresholds (and smoothing
 window) tuned on validation, with and without the threshold guard (`evaluation.GUARD_MARGIN`), and each AU's
@@ -50,6 +51,7 @@ VARIANTS = {
     "per_label_head": ["--head_type", "per_label"],
     "vit_linear_head": [],
     "mean_pool_linear": [],
+    "pre_norm": ["--decoder_norm_first", "true"],
 }
 REFERENCE = "paper"
 PAPER_MODEL_DIR = "paper_model"  # under --work_dir: the paper variant's first-seed model, for section 6

@@ -6,7 +6,7 @@
   an AU whose best F1 does not beat predicting "present" everywhere by `GUARD_MARGIN` keeps 0.5
   (`guarded_thresholds` also says which AUs did).
 - `smooth_probabilities` / `tune_smoothing_window`: centred moving average of probabilities over
-  each video's frames, window chosen on validation (the authors' post-processing, `facts.md`).
+  each video's frames, window chosen on validation (the authors' post-processing in their public ABAW3 code).
 - `tune_post_processing`: both, as stored in the model config.
 - `au_scores`: per-AU precision/recall/F1 and their mean through the local `evaluate` module.
 Predictions are positive where probability >= threshold.

@@ -1,7 +1,7 @@
 """Training losses of AU-MLT: frequency-weighted binary cross-entropy plus weighted soft Dice.
 
-The paper trains with a per-AU binary cross-entropy; the authors' public code (see
-`shared/reference/facts.md`) weights each AU by its inverse positive rate and adds half a soft Dice
+The paper trains with a per-AU binary cross-entropy (eq. 10); the authors' public TensorFlow code for
+their ABAW3 entry weights each AU by its inverse positive rate and adds half a soft Dice
 loss. Weight of AU i: w_i = L * (1 / r_i) / sum_j (1 / r_j), r_i the positive rate of AU i over the
 annotated training labels. Soft Dice of AU i over a batch:
 1 - (2 * sum(p * y) + 1) / (sum(p^2) + sum(y^2) + 1).

@@ -170,6 +170,14 @@ def threshold_note(config, eval_results: dict) -> str:
     return note
 
 
+def encoder_stem_text(config) -> str:
+    """How the encoder makes its patch tokens, in words."""
+    if config.encoder_stem == "conv":
+        channels = ", ".join(str(channel) for channel in config.stem_channels)
+        return f"convolutional stem (3x3 stride-2 convolutions with {channels} channels, BatchNorm, ReLU; Xiao et al. 2021)"
+    return "patch-embedding stem"
+
+
 def render_model_card(config, eval_results: dict, *, dataset: dict, training: dict, repo_id: str | None) -> str:
     """The README.md text of a trained model folder."""
     label_names = config.label_names
@@ -183,10 +191,11 @@ def render_model_card(config, eval_results: dict, *, dataset: dict, training: di
         model_name=model_name,
         repo_id=repo_id or PLACEHOLDER_REPO,
         encoder=f"ViT, {vision.num_hidden_layers} layer(s), width {vision.hidden_size}, {vision.num_attention_heads} "
-        f"heads, patch {vision.patch_size}",
+        f"heads, patch {vision.patch_size}, {encoder_stem_text(config)}",
         decoder_layers=config.decoder_layers,
         decoder_width=config.hidden_size,
         decoder_heads=config.decoder_attention_heads,
+        decoder_norm="pre-norm" if config.decoder_norm_first else "post-norm (as in the paper)",
         label_self_attention=config.label_self_attention,
         head_type=config.head_type,
         image_size=vision.image_size,

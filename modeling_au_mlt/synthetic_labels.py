@@ -7,7 +7,7 @@ A video's AUs come from two sources, OR-ed frame by frame:
    AU23 or AU24) and disgust (AU10, sometimes AU4). Each prototype occupies a set share of the frames in
    episodes of geometric length; an episode draws which of its optional AUs it includes.
 2. Background activity. Per AU, a two-state Markov chain (stationary start) whose duty is calibrated so
-   that the AU's overall positive rate matches `TARGET_RATES` (Aff-Wild2's training set, facts.md):
+   that the AU's overall positive rate matches `TARGET_RATES` (Aff-Wild2's ABAW2 training set):
    `1 - r_i = (1 - e_i)(1 - n_i)` with `e_i` the expressions' share of AU i.
 
 Every active run (an episode or a background run) has an apex intensity uniform in [0.35, 1] and a

@@ -39,7 +39,7 @@ DEFAULT_JOB = {
     "color_jitter": 0.1,
     "loss_weighting": "none",
     "dice_weight": 0.0,
-    "num_train_epochs": 14,
+    "num_train_epochs": 12,
     "per_device_train_batch_size": 32,
     "per_device_eval_batch_size": 128,
     "learning_rate": 1e-3,

@@ -12,7 +12,7 @@ from modeling_au_mlt import synthetic
 from modeling_au_mlt.configuration_au_mlt import ABAW_AUS
 from modeling_au_mlt.synthetic import frame_regions, make_synthetic_abaw, region_masks
 
-HEADER = "AU1,AU2,AU4,AU6,AU7,AU10,AU12,AU15,AU23,AU24,AU25,AU26"  # facts.md, typed independently
+HEADER = "AU1,AU2,AU4,AU6,AU7,AU10,AU12,AU15,AU23,AU24,AU25,AU26"  # the ABAW AU track header, typed independently
 SPLIT_VIDEOS = {"Train_Set": 22, "Validation_Set": 8, "Test_Set": 5}  # the `tree` fixture
 
 

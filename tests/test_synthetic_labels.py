@@ -26,7 +26,7 @@ def sequences():
 
 def test_positive_rates_match_aff_wild2(sequences):
     labels = np.concatenate(sequences[0])
-    # facts.md: Aff-Wild2 training positive rates, typed in independently of the module's table.
+    # Aff-Wild2 training positive rates (ABAW2 AU track), typed in independently of the module's table.
     facts = [0.119, 0.051, 0.160, 0.265, 0.399, 0.345, 0.243, 0.028, 0.031, 0.028, 0.628, 0.076]
     for name, target, rate in zip(ABAW_AUS, facts, labels.mean(axis=0)):
         # Runs make frames correlated: ~4 standard errors of a 40k-frame estimate.
