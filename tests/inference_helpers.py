@@ -20,6 +20,7 @@ from modeling_au_mlt.hub import save_for_hub
 GRACE_HOPPER_FACE = {"centre": (260, 230), "width": (130, 320)}  # 512 x 600 photo
 ASTRONAUT_FACE = {"centre": (225, 115), "width": (60, 150)}  # 512 x 512 photo
 # Thresholds far from the untrained model's ~0.5 probabilities, so decisions are known: 1 below, 0 above.
+# (`decoder_initializer="normal"` keeps the untrained head's logits near 0; Glorot spreads them.)
 TINY_THRESHOLDS = [0.2, 0.8] * 6
 
 
@@ -50,7 +51,7 @@ def save_tiny_model(output_dir: Path, **config_kwargs) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
-    return save_tiny_model(tmp_path_factory.mktemp("tiny_model"), thresholds=TINY_THRESHOLDS)
+    return save_tiny_model(tmp_path_factory.mktemp("tiny_model"), thresholds=TINY_THRESHOLDS, decoder_initializer="normal")
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,7 @@ import csv
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from inference_helpers import (
     ASTRONAUT_FACE,
     GRACE_HOPPER_FACE,
@@ -44,6 +45,12 @@ def run(predictor, inputs, output_dir, **options):
     return Prediction(predictor, output_dir, **options).run(inputs)
 
 
+def decoded_rgb(path):
+    """The RGB pixels of an image file as a decoder reads them back."""
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB"))
+
+
 def probabilities_of(row):
     return np.array([float(row[f"{au}_prob"]) for au in ABAW_AUS])
 
@@ -58,7 +65,8 @@ def test_photos_give_one_plausible_face_with_probabilities_from_the_model(predic
     assert run(predictor, [grace, astronaut], tmp_path / "out") == 0
     model = AUMLTModel.from_pretrained(tiny_model_dir).eval()
     processor = AutoImageProcessor.from_pretrained(tiny_model_dir)
-    photos = [("grace", grace_hopper_rgb(), GRACE_HOPPER_FACE), ("astronaut", astronaut_rgb(), ASTRONAUT_FACE)]
+    # The images as written (grace.jpg is lossy): the predictor sees the decoded files, so must the second path.
+    photos = [("grace", decoded_rgb(grace), GRACE_HOPPER_FACE), ("astronaut", decoded_rgb(astronaut), ASTRONAUT_FACE)]
     for stem, image, truth in photos:
         header, rows = read_csv(tmp_path / "out" / f"{stem}.csv")
         assert header == COLUMNS
