@@ -1,6 +1,6 @@
 """Read the ABAW AU-detection release (Aff-Wild2) and convert it to a `datasets.DatasetDict`.
 
-Layout (see shared facts): images `<images_dir>/<video>/<frame:05d>.jpg` (1-based frames; two-person
+Layout (as ABAW participants read the release): images `<images_dir>/<video>/<frame:05d>.jpg` (1-based frames; two-person
 videos are separate `<name>_left` / `<name>_right` folders), labels
 `<annotations_dir>/{Train_Set,Validation_Set}/<video>.txt` (the parent may also be named
 `AU_Detection_Challenge` or ABAW2's `AU_Set`), and, once test labels are released, `Test_Set/<video>.txt`
