@@ -41,7 +41,9 @@ def absorbed_forward(
     value_weight = self.v_proj.weight.view(heads, head_dim, -1)  # (heads, head_dim, d)
     absorbed = torch.bmm(query, key_weight) / math.sqrt(head_dim)  # (heads, batch * labels, d)
     # (batch, heads * labels, d): every head's queries against the same image tokens in one bmm
-    absorbed = absorbed.view(heads, batch_size, num_queries, -1).transpose(0, 1).reshape(batch_size, heads * num_queries, -1)
+    absorbed = (
+        absorbed.view(heads, batch_size, num_queries, -1).transpose(0, 1).reshape(batch_size, heads * num_queries, -1)
+    )
     scores = torch.bmm(absorbed, key_value_states.transpose(1, 2))  # (batch, heads * labels, tokens)
     if attention_mask is not None:
         mask = attention_mask.expand(batch_size, heads, num_queries, -1).reshape(batch_size, heads * num_queries, -1)
@@ -49,9 +51,13 @@ def absorbed_forward(
     weights = scores.softmax(dim=-1)
     dropped = F.dropout(weights, p=self.dropout, training=self.training)
     mixed = torch.bmm(dropped, key_value_states)  # (batch, heads * labels, d)
-    mixed = mixed.view(batch_size, heads, num_queries, -1).transpose(0, 1).reshape(heads, rows, -1)  # (heads, batch * labels, d)
+    mixed = (
+        mixed.view(batch_size, heads, num_queries, -1).transpose(0, 1).reshape(heads, rows, -1)
+    )  # (heads, batch * labels, d)
     context = torch.bmm(mixed, value_weight.transpose(1, 2))  # (heads, batch * labels, head_dim)
-    context = context.transpose(0, 1).reshape(batch_size, num_queries, -1) + self.v_proj.bias  # (batch, labels, hidden)
+    context = (
+        context.transpose(0, 1).reshape(batch_size, num_queries, -1) + self.v_proj.bias
+    )  # (batch, labels, hidden)
     attention = weights.view(batch_size, heads, num_queries, -1) if output_attentions else None
     return self.o_proj(context), attention
 

@@ -24,12 +24,13 @@ from PIL import Image
 
 from benchmarks.common import markdown_table, report
 from modeling_au_mlt import AUMLTModel
-from modeling_au_mlt.abaw import SplitCounts, VideoJob, video_rows
-from modeling_au_mlt.hub import image_processor_for
-from modeling_au_mlt.synthetic import SPLITS, TEST_SPLIT, region_masks
+from modeling_au_mlt.data.abaw import SplitCounts, VideoJob, video_rows
+from modeling_au_mlt.hub.folder import image_processor_for
+from modeling_au_mlt.synthetic.tree import SPLITS, TEST_SPLIT, region_masks
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
+
 
 def scored_split(regions: dict) -> str:
     """The tree's test split when it has one, else its validation split."""
@@ -44,7 +45,12 @@ def labelled_frames(tree: Path, regions: dict, split: str, label_names: list[str
     """
     frames = []
     for video in sorted(name for name, entry in regions["videos"].items() if entry["split"] == split):
-        job = VideoJob(split, video, str(tree / "AU_Detection_Challenge" / split / f"{video}.txt"), str(tree / "cropped_aligned" / video))
+        job = VideoJob(
+            split,
+            video,
+            str(tree / "AU_Detection_Challenge" / split / f"{video}.txt"),
+            str(tree / "cropped_aligned" / video),
+        )
         rows = video_rows(job, label_names, 1, "skip", SplitCounts(len(label_names)))
         frames += [(video, frame, np.array(labels)) for frame, labels, _ in rows]
     if not frames:
@@ -54,7 +60,7 @@ def labelled_frames(tree: Path, regions: dict, split: str, label_names: list[str
 
 
 def patch_attention(model: AUMLTModel, pixel_values: torch.Tensor) -> np.ndarray:
-    """(batch, labels, grid, grid) last-layer cross-attention over the patches, heads averaged, each map summing to 1."""
+    """(batch, labels, grid, grid) last-layer cross-attention over the patches, heads averaged, maps summing to 1."""
     with torch.inference_mode():
         weights = model(pixel_values, output_attentions=True).cross_attentions[-1]  # (batch, heads, labels, tokens)
     patches = weights.mean(dim=1)[..., 1:]  # (batch, labels, patches): CLS dropped
@@ -90,7 +96,10 @@ def attention_shares(model_dir: Path, tree: Path, max_frames: int, batch_size: i
     inside, uniform = [], []
     for start in range(0, len(frames), batch_size):
         batch = frames[start : start + batch_size]
-        images = [Image.open(tree / "cropped_aligned" / video / f"{frame:05d}.jpg").convert("RGB") for video, frame, _ in batch]
+        images = [
+            Image.open(tree / "cropped_aligned" / video / f"{frame:05d}.jpg").convert("RGB")
+            for video, frame, _ in batch
+        ]
         attention = patch_attention(model, processor(images=images, return_tensors="pt")["pixel_values"])
         for grid_maps, (video, frame, _) in zip(attention, batch):
             masks = region_masks(regions, video, frame)[rows]  # (labels, H, W), model label order
@@ -103,9 +112,19 @@ def attention_shares(model_dir: Path, tree: Path, max_frames: int, batch_size: i
         rows_present = present[:, index]
         if rows_present.any():
             a, u = inside[rows_present, index].mean(), uniform[rows_present, index].mean()
-            per_au[name] = {"frames_present": int(rows_present.sum()), "attention_inside": float(a), "region_share": float(u), "lift": float(a / u)}
+            per_au[name] = {
+                "frames_present": int(rows_present.sum()),
+                "attention_inside": float(a),
+                "region_share": float(u),
+                "lift": float(a / u),
+            }
     lifts = [stats["lift"] for stats in per_au.values()]
-    return {"split": split, "frames": len(frames), "per_au": per_au, "median_lift": float(np.median(lifts)) if lifts else None}
+    return {
+        "split": split,
+        "frames": len(frames),
+        "per_au": per_au,
+        "median_lift": float(np.median(lifts)) if lifts else None,
+    }
 
 
 def save_figure(per_au: dict, path: Path) -> None:
@@ -113,8 +132,18 @@ def save_figure(per_au: dict, path: Path) -> None:
     names = list(per_au)
     positions = np.arange(len(names))
     figure, axes = plt.subplots(figsize=(9, 3.6))
-    axes.bar(positions - 0.2, [per_au[n]["attention_inside"] for n in names], 0.4, label="AU token's attention inside its region")
-    axes.bar(positions + 0.2, [per_au[n]["region_share"] for n in names], 0.4, label="region's share of the image (uniform attention)")
+    axes.bar(
+        positions - 0.2,
+        [per_au[n]["attention_inside"] for n in names],
+        0.4,
+        label="AU token's attention inside its region",
+    )
+    axes.bar(
+        positions + 0.2,
+        [per_au[n]["region_share"] for n in names],
+        0.4,
+        label="region's share of the image (uniform attention)",
+    )
     axes.set_xticks(positions, names)
     axes.set_ylabel("share")
     axes.set_title("Last-layer cross-attention vs AU regions (synthetic held-out frames where the AU is present)")

@@ -111,8 +111,18 @@ def tree_rss(process_id: int) -> int:
 
 def run_converter(images: Path, annotations: Path, output: Path, num_proc: int) -> dict:
     """Run scripts/prepare_abaw.py once; wall time, peak RSS (largest process, sampled tree sum), report."""
-    command = [sys.executable, str(REPO_ROOT / "scripts" / "prepare_abaw.py"), "--images_dir", str(images),
-               "--annotations_dir", str(annotations), "--output_dir", str(output), "--num_proc", str(num_proc)]
+    command = [
+        sys.executable,
+        str(REPO_ROOT / "scripts" / "prepare_abaw.py"),
+        "--images_dir",
+        str(images),
+        "--annotations_dir",
+        str(annotations),
+        "--output_dir",
+        str(output),
+        "--num_proc",
+        str(num_proc),
+    ]
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "HF_HUB_OFFLINE": "1"}
     start = time.perf_counter()
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
@@ -164,8 +174,17 @@ def bench(preset: str, num_proc: int, workdir: Path) -> list[dict]:
 
 def markdown(results: list[dict]) -> str:
     """Results as a markdown table."""
-    keys = ["frames", "image_px", "num_proc", "rows", "seconds", "rows_per_s", "peak_rss_mib", "peak_tree_rss_mib",
-            "output_mib"]
+    keys = [
+        "frames",
+        "image_px",
+        "num_proc",
+        "rows",
+        "seconds",
+        "rows_per_s",
+        "peak_rss_mib",
+        "peak_tree_rss_mib",
+        "output_mib",
+    ]
     lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
     lines += ["| " + " | ".join(str(result[key]) for key in keys) + " |" for result in results]
     return "\n".join(lines)

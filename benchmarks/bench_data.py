@@ -23,8 +23,8 @@ from PIL import Image as PILImage
 from benchmarks.bench_inference import build_models
 from benchmarks.bench_training import RandomBatches, step_seconds, timed_trainer
 from benchmarks.common import VISION_PRESETS, interleaved_rounds, markdown_table, median, report, set_threads, spread
-from modeling_au_mlt.hub import image_processor_for
-from modeling_au_mlt.transforms import AugmentationConfig, AUCollator, EpochState, TrainTransform
+from modeling_au_mlt.data.transforms import AUCollator, AugmentationConfig, EpochState, TrainTransform
+from modeling_au_mlt.hub.folder import image_processor_for
 
 FACE_SIZE = 112  # ABAW's cropped-aligned faces are about 112 x 112
 
@@ -39,7 +39,9 @@ def face_jpegs(count: int, size: int = FACE_SIZE, seed: int = 0) -> list[bytes]:
         side = int(rng.integers(300, min(portrait.size)))
         left, top = (int(rng.integers(0, extent - side + 1)) for extent in portrait.size)
         buffer = io.BytesIO()
-        portrait.crop((left, top, left + side, top + side)).resize((size, size)).save(buffer, format="JPEG", quality=90)
+        portrait.crop((left, top, left + side, top + side)).resize((size, size)).save(
+            buffer, format="JPEG", quality=90
+        )
         images.append(buffer.getvalue())
     return images
 
@@ -48,7 +50,12 @@ def face_dataset(count: int, num_labels: int = 12, seed: int = 0) -> Dataset:
     """A dataset with the converter's columns: JPEG faces, {0, 1} labels, video ids and 1-based frames."""
     rng = np.random.default_rng(seed)
     features = Features(
-        {"image": Image(), "labels": List(Value("float32"), length=num_labels), "video_id": Value("string"), "frame": Value("int32")}
+        {
+            "image": Image(),
+            "labels": List(Value("float32"), length=num_labels),
+            "video_id": Value("string"),
+            "frame": Value("int32"),
+        }
     )
     rows = {
         "image": [{"bytes": jpeg, "path": None} for jpeg in face_jpegs(count, seed=seed)],
@@ -81,7 +88,9 @@ def candidates_for(preset: str, batch_size: int, batches: int, steps: int, worke
     trainers = {"training, in-memory tensors": timed_trainer(model, tensors, batch_size, steps)}
     candidates = {}
     for count in workers:
-        trainers[f"training, transform, {count} workers"] = timed_trainer(model, faces, batch_size, steps, collator, count)
+        trainers[f"training, transform, {count} workers"] = timed_trainer(
+            model, faces, batch_size, steps, collator, count
+        )
         candidates[f"transform, {count} workers"] = lambda count=count: [
             loader_seconds_per_sample(faces, collator, batch_size, batches, count)
         ]

@@ -36,13 +36,20 @@ def build_models(preset: str, names: tuple[str, ...] = MODEL_NAMES) -> dict[str,
     encoder (`vit_encoder`) and a ViT multi-label classifier (`vit_classifier`)."""
     vision = VISION_PRESETS[preset]
     labels = dict(enumerate(ABAW_AUS))
-    au_mlt_config = AUMLTConfig(vision_config=vision, decoder_attention_heads=8 if vision["hidden_size"] % 8 == 0 else 4)
+    au_mlt_config = AUMLTConfig(
+        vision_config=vision, decoder_attention_heads=8 if vision["hidden_size"] % 8 == 0 else 4
+    )
     factories = {
         "vit_encoder": lambda: ViTModel(ViTConfig(**vision), add_pooling_layer=False),
         "au_mlt": lambda: AUMLTModel(au_mlt_config),
         "au_mlt_absorbed": lambda: absorb_cross_attention(AUMLTModel(au_mlt_config)),
         "vit_classifier": lambda: ViTForImageClassification(
-            ViTConfig(**vision, id2label=labels, label2id={v: k for k, v in labels.items()}, problem_type="multi_label_classification")
+            ViTConfig(
+                **vision,
+                id2label=labels,
+                label2id={v: k for k, v in labels.items()},
+                problem_type="multi_label_classification",
+            )
         ),
     }
     return {name: factories[name]().eval() for name in names}
@@ -75,7 +82,9 @@ def measure(preset: str, batch_size: int, repeats: int, matmul_size: int) -> dic
     flops = {name: forward_flops(model, pixel_values) for name, model in models.items()}
     model_gflops = {name: flops[name] / medians[name] / 1e9 for name in models}
     # The same ratio from CPU seconds: robust to other jobs when the run is single-threaded.
-    cpu_share = {name: flops[name] / cpu_medians[name] / (2 * matmul_size**3 / cpu_medians["matmul"]) for name in models}
+    cpu_share = {
+        name: flops[name] / cpu_medians[name] / (2 * matmul_size**3 / cpu_medians["matmul"]) for name in models
+    }
     return {
         "preset": preset,
         "batch_size": batch_size,
@@ -112,7 +121,18 @@ def summary(results: list[dict]) -> str:
         for result in results
         for name in result["images_per_second"]
     ]
-    headers = ["encoder", "batch", "model", "img/s", "time vs encoder", "CPU time vs encoder", "noise (IQR/2)", "GFLOP/s", "of matmul GFLOP/s", "same, CPU time"]
+    headers = [
+        "encoder",
+        "batch",
+        "model",
+        "img/s",
+        "time vs encoder",
+        "CPU time vs encoder",
+        "noise (IQR/2)",
+        "GFLOP/s",
+        "of matmul GFLOP/s",
+        "same, CPU time",
+    ]
     matmul = ", ".join(f"{result['matmul_gflop_per_second']:.0f}" for result in results)
     return markdown_table(headers, rows) + f"\n\nfp32 matmul GFLOP/s in the same rounds: {matmul}"
 
@@ -136,7 +156,9 @@ def main(argv: list[str] | None = None) -> None:
         for preset in args.presets
         for batch_size in args.batch_sizes
     ]
-    report({"section": "inference", "threads": torch.get_num_threads(), "results": results}, args.output, summary(results))
+    report(
+        {"section": "inference", "threads": torch.get_num_threads(), "results": results}, args.output, summary(results)
+    )
 
 
 if __name__ == "__main__":

@@ -36,14 +36,20 @@ from transformers.modeling_outputs import ImageClassifierOutput
 from transformers.trainer_callback import PrinterCallback
 
 from benchmarks.common import markdown_table, report, write_json
-from modeling_au_mlt.abaw import prepare_abaw
-from modeling_au_mlt.evaluation import guarded_thresholds, smooth_probabilities
-from modeling_au_mlt.synthetic import make_synthetic_abaw
-from modeling_au_mlt.training import (
-    build_model, build_trainer, dataset_label_names, held_out_scores, load_splits, split_probabilities,
-    tuned_results, video_columns,
+from modeling_au_mlt.data.abaw import prepare_abaw
+from modeling_au_mlt.evaluation.tuning import guarded_thresholds, smooth_probabilities
+from modeling_au_mlt.synthetic.tree import make_synthetic_abaw
+from modeling_au_mlt.training.arguments import DEFAULT_JOB, DataArguments, parse_arguments
+from modeling_au_mlt.training.run import (
+    build_model,
+    build_trainer,
+    dataset_label_names,
+    held_out_scores,
+    load_splits,
+    split_probabilities,
+    tuned_results,
+    video_columns,
 )
-from modeling_au_mlt.training_args import DEFAULT_JOB, DataArguments, parse_arguments
 
 VARIANTS = {
     "paper": [],
@@ -56,8 +62,17 @@ VARIANTS = {
 REFERENCE = "paper"
 PAPER_MODEL_DIR = "paper_model"  # under --work_dir: the paper variant's first-seed model, for section 6
 # The main job's settings that every run shares; the run-specific ones are set by `library_arguments`.
-RUN_SPECIFIC = ("output_dir", "num_train_epochs", "logging_steps", "eval_strategy", "save_strategy", "image_size",
-                "vision_num_hidden_layers", "patch_size", "per_device_train_batch_size")
+RUN_SPECIFIC = (
+    "output_dir",
+    "num_train_epochs",
+    "logging_steps",
+    "eval_strategy",
+    "save_strategy",
+    "image_size",
+    "vision_num_hidden_layers",
+    "patch_size",
+    "per_device_train_batch_size",
+)
 
 
 class BaselineViTConfig(ViTConfig):
@@ -87,8 +102,15 @@ def synthetic_data(work_dir: Path, videos: tuple[int, int, int], frames: int, se
     """(tree, dataset): the synthetic ABAW tree and its converted DatasetDict, made once under `work_dir`."""
     tree, dataset = work_dir / "synthetic_tree", work_dir / "synthetic_dataset"
     if not (tree / "regions.json").exists():
-        make_synthetic_abaw(tree, train_videos=videos[0], val_videos=videos[1], test_videos=videos[2],
-                            frames_per_video=frames, seed=seed, overwrite=True)
+        make_synthetic_abaw(
+            tree,
+            train_videos=videos[0],
+            val_videos=videos[1],
+            test_videos=videos[2],
+            frames_per_video=frames,
+            seed=seed,
+            overwrite=True,
+        )
     if not (dataset / "dataset_dict.json").exists():
         prepare_abaw(tree / "cropped_aligned", tree / "AU_Detection_Challenge", dataset)
     return tree, dataset
@@ -98,11 +120,34 @@ def library_arguments(dataset: Path, run_dir: Path, variant: str, seed: int, arg
     """The training library's (model, data, training) arguments of one run: the main job's, for `args.steps` steps."""
     recipe = [f"--{key}={value}" for key, value in DEFAULT_JOB.items() if key not in RUN_SPECIFIC]
     argv = [
-        *recipe, "--dataset_dir", str(dataset), "--output_dir", str(run_dir), "--seed", str(seed),
-        "--vision_num_hidden_layers", str(args.encoder_layers), "--patch_size", str(args.patch_size),
-        "--image_size", str(args.image_size), "--per_device_train_batch_size", str(args.batch_size),
-        "--max_steps", str(args.steps), "--save_strategy", "no", "--eval_strategy", "no",
-        "--logging_strategy", "no", "--report_to", "none", "--disable_tqdm", "true", *VARIANTS[variant],
+        *recipe,
+        "--dataset_dir",
+        str(dataset),
+        "--output_dir",
+        str(run_dir),
+        "--seed",
+        str(seed),
+        "--vision_num_hidden_layers",
+        str(args.encoder_layers),
+        "--patch_size",
+        str(args.patch_size),
+        "--image_size",
+        str(args.image_size),
+        "--per_device_train_batch_size",
+        str(args.batch_size),
+        "--max_steps",
+        str(args.steps),
+        "--save_strategy",
+        "no",
+        "--eval_strategy",
+        "no",
+        "--logging_strategy",
+        "no",
+        "--report_to",
+        "none",
+        "--disable_tqdm",
+        "true",
+        *VARIANTS[variant],
     ]
     if args.max_eval_samples:
         argv += ["--max_eval_samples", str(args.max_eval_samples)]
@@ -115,8 +160,14 @@ def variant_model(variant: str, model_args, label_names: list[str], image_size: 
     model = build_model(model_args, label_names, image_size)
     if variant == "vit_linear_head":
         labels = dict(enumerate(label_names))
-        config = BaselineViTConfig(**{**model.config.vision_config.to_dict(), "id2label": labels,
-                                      "label2id": {v: k for k, v in labels.items()}, "problem_type": "multi_label_classification"})
+        config = BaselineViTConfig(
+            **{
+                **model.config.vision_config.to_dict(),
+                "id2label": labels,
+                "label2id": {v: k for k, v in labels.items()},
+                "problem_type": "multi_label_classification",
+            }
+        )
         baseline = ViTForImageClassification(config)
         baseline.vit = model.encoder
         return baseline
@@ -128,7 +179,11 @@ def variant_model(variant: str, model_args, label_names: list[str], image_size: 
 def run_scores(dataset: Path, work_dir: Path, variant: str, seed: int, args: argparse.Namespace) -> dict[str, float]:
     """Scores of one run, read from its `scores.json` when an identical earlier run finished, else trained now."""
     run_dir = work_dir / "runs" / f"{variant}-seed{seed}"
-    settings = {key: value for key, value in vars(args).items() if key not in ("output", "variants", "seeds", "paper_model_seed")}
+    settings = {
+        key: value
+        for key, value in vars(args).items()
+        if key not in ("output", "variants", "seeds", "paper_model_seed")
+    }
     settings["recipe"] = DEFAULT_JOB
     cached = run_dir / "scores.json"
     if cached.exists() and json.loads(cached.read_text())["settings"] == settings:
@@ -144,10 +199,14 @@ def unguarded_test_mean_f1(trainer, splits, label_names: list[str], results: dic
     video_ids, frames = video_columns(splits["eval"])
     smoothed = smooth_probabilities(probs, video_ids, results["smoothing_window"], frames)
     thresholds, _ = guarded_thresholds(smoothed, labels, margin=None)
-    return held_out_scores(trainer, splits["test"], label_names, {**results, "thresholds": thresholds})["test_tuned_mean_f1"]
+    return held_out_scores(trainer, splits["test"], label_names, {**results, "thresholds": thresholds})[
+        "test_tuned_mean_f1"
+    ]
 
 
-def train_and_score(dataset: Path, work_dir: Path, run_dir: Path, variant: str, seed: int, args: argparse.Namespace) -> dict[str, float]:
+def train_and_score(
+    dataset: Path, work_dir: Path, run_dir: Path, variant: str, seed: int, args: argparse.Namespace
+) -> dict[str, float]:
     """Train one variant with one seed; validation and test scores (see the module docstring)."""
     model_args, data_args, training_args = library_arguments(dataset, run_dir, variant, seed, args)
     splits = load_splits(data_args, training_args)
@@ -179,7 +238,9 @@ def mean_std(values: list[float]) -> dict[str, float]:
 
 def summarise(runs: dict[str, list[dict]]) -> dict[str, dict[str, dict[str, float]]]:
     """Per variant and metric: mean and std over the seeds."""
-    return {variant: {key: mean_std([run[key] for run in scores]) for key in scores[0]} for variant, scores in runs.items()}
+    return {
+        variant: {key: mean_std([run[key] for run in scores]) for key in scores[0]} for variant, scores in runs.items()
+    }
 
 
 def paired_differences(runs: dict[str, list[dict]], key: str = "test_mean_f1") -> dict[str, list[float]]:
@@ -202,7 +263,9 @@ def summary_table(summary: dict, differences: dict[str, list[float]]) -> str:
         + [" ".join(f"{value:+.3f}" for value in differences.get(variant, []))]
         for variant, stats in summary.items()
     ]
-    return markdown_table(["variant", *(key.removeprefix("test_f1_") for key in metrics), "test F1 - (a), per seed"], rows)
+    return markdown_table(
+        ["variant", *(key.removeprefix("test_f1_") for key in metrics), "test F1 - (a), per seed"], rows
+    )
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -231,10 +294,20 @@ def main(argv: list[str] | None = None) -> None:
     work_dir = Path(args.work_dir)
     videos = (args.train_videos, args.val_videos, args.test_videos)
     tree, dataset = synthetic_data(work_dir, videos, args.frames_per_video, args.data_seed)
-    runs = {variant: [run_scores(dataset, work_dir, variant, seed, args) for seed in args.seeds] for variant in args.variants}
+    runs = {
+        variant: [run_scores(dataset, work_dir, variant, seed, args) for seed in args.seeds]
+        for variant in args.variants
+    }
     summary, differences = summarise(runs), paired_differences(runs)
-    payload = {"section": "quality", "settings": vars(args), "recipe": DEFAULT_JOB, "synthetic_tree": str(tree),
-               "runs": runs, "summary": summary, "paired_test_differences": differences}
+    payload = {
+        "section": "quality",
+        "settings": vars(args),
+        "recipe": DEFAULT_JOB,
+        "synthetic_tree": str(tree),
+        "runs": runs,
+        "summary": summary,
+        "paired_test_differences": differences,
+    }
     report(payload, args.output, summary_table(summary, differences))
 
 

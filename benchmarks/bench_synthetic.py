@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from modeling_au_mlt.synthetic import make_synthetic_abaw
+from modeling_au_mlt.synthetic.tree import make_synthetic_abaw
 
 
 def main() -> None:
@@ -27,22 +27,42 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as root:
         cpu_before, started = _cpu_seconds(), time.perf_counter()
-        summary = make_synthetic_abaw(Path(root) / "out", train_videos=args.videos - args.videos // 5,
-                                      val_videos=args.videos // 5, frames_per_video=args.frames, seed=0,
-                                      image_size=args.image_size, num_proc=args.num_proc)
+        summary = make_synthetic_abaw(
+            Path(root) / "out",
+            train_videos=args.videos - args.videos // 5,
+            val_videos=args.videos // 5,
+            frames_per_video=args.frames,
+            seed=0,
+            image_size=args.image_size,
+            num_proc=args.num_proc,
+        )
         wall, cpu = time.perf_counter() - started, _cpu_seconds() - cpu_before
     cpu_per_frame = cpu / summary["images"]
-    print(json.dumps({"videos": args.videos, "frames_per_video": args.frames, "num_proc": args.num_proc,
-                      "image_size": args.image_size, "images": summary["images"], "wall_seconds": round(wall, 2),
-                      "frames_per_second": round(summary["images"] / wall, 1),
-                      "cpu_ms_per_frame": round(1000 * cpu_per_frame, 3),
-                      "frames_per_second_on_2_idle_cores": round(2 / cpu_per_frame, 1)}, indent=2))
+    print(
+        json.dumps(
+            {
+                "videos": args.videos,
+                "frames_per_video": args.frames,
+                "num_proc": args.num_proc,
+                "image_size": args.image_size,
+                "images": summary["images"],
+                "wall_seconds": round(wall, 2),
+                "frames_per_second": round(summary["images"] / wall, 1),
+                "cpu_ms_per_frame": round(1000 * cpu_per_frame, 3),
+                "frames_per_second_on_2_idle_cores": round(2 / cpu_per_frame, 1),
+            },
+            indent=2,
+        )
+    )
 
 
 def _cpu_seconds() -> float:
     """User + system CPU seconds of this process and its finished children (the forked workers)."""
-    return sum(getattr(resource.getrusage(who), field) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
-               for field in ("ru_utime", "ru_stime"))
+    return sum(
+        getattr(resource.getrusage(who), field)
+        for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+        for field in ("ru_utime", "ru_stime")
+    )
 
 
 if __name__ == "__main__":

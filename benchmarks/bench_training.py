@@ -23,9 +23,17 @@ from transformers.trainer_callback import PrinterCallback
 
 from benchmarks.bench_inference import build_models
 from benchmarks.common import (
-    VISION_PRESETS, interleaved_rounds, markdown_table, median, peak_rss_mib, report, run_json_subprocess, set_threads, spread,
+    VISION_PRESETS,
+    interleaved_rounds,
+    markdown_table,
+    median,
+    peak_rss_mib,
+    report,
+    run_json_subprocess,
+    set_threads,
+    spread,
 )
-from modeling_au_mlt.trainer import AUMLTTrainer
+from modeling_au_mlt.training.trainer import AUMLTTrainer
 
 MODELS = ("au_mlt", "vit_classifier")
 
@@ -79,8 +87,12 @@ def timed_trainer(model, dataset, batch_size: int, steps: int, collator=default_
     """An `AUMLTTrainer` for `steps` steps with a `StepClock` attached; returns (trainer, clock)."""
     clock = StepClock()
     # Nothing is saved (save_strategy "no"); Trainer only needs a directory name.
-    arguments = training_arguments(str(Path(tempfile.gettempdir()) / "au_mlt_bench_trainer"), batch_size, steps, num_workers)
-    trainer = AUMLTTrainer(model=model, args=arguments, train_dataset=dataset, data_collator=collator, callbacks=[clock])
+    arguments = training_arguments(
+        str(Path(tempfile.gettempdir()) / "au_mlt_bench_trainer"), batch_size, steps, num_workers
+    )
+    trainer = AUMLTTrainer(
+        model=model, args=arguments, train_dataset=dataset, data_collator=collator, callbacks=[clock]
+    )
     trainer.remove_callback(PrinterCallback)  # its end-of-training summary would clutter the report
     return trainer, clock
 
@@ -102,7 +114,9 @@ def speed(preset: str, batch_size: int, steps: int, rounds: int) -> dict:
     models = build_models(preset, MODELS)
     dataset = RandomBatches(batch_size * steps, VISION_PRESETS[preset]["image_size"])
     trainers = {name: timed_trainer(models[name], dataset, batch_size, steps) for name in MODELS}
-    times = interleaved_rounds({name: (lambda pair=pair: step_times(*pair)) for name, pair in trainers.items()}, rounds)
+    times = interleaved_rounds(
+        {name: (lambda pair=pair: step_times(*pair)) for name, pair in trainers.items()}, rounds
+    )
     seconds = {name: [wall for wall, _ in values] for name, values in times.items()}
     medians = {name: median(values) for name, values in seconds.items()}
     cpu_medians = {name: median([cpu for _, cpu in values]) for name, values in times.items()}
@@ -144,7 +158,12 @@ def main(argv: list[str] | None = None) -> None:
     if args.rss_only:
         print(json.dumps(peak_rss_of(args.rss_only, args.preset, args.batch_size, args.steps)))
         return
-    result = {"preset": args.preset, "batch_size": args.batch_size, "threads": torch.get_num_threads(), **speed(args.preset, args.batch_size, args.steps, args.rounds)}
+    result = {
+        "preset": args.preset,
+        "batch_size": args.batch_size,
+        "threads": torch.get_num_threads(),
+        **speed(args.preset, args.batch_size, args.steps, args.rounds),
+    }
     shared = ["--preset", args.preset, "--batch_size", str(args.batch_size), "--steps", str(args.steps)]
     shared += ["--threads", str(args.threads)] if args.threads else []
     # One interpreter per model; they run side by side (peak RSS does not depend on the neighbour).

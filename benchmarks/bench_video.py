@@ -30,21 +30,29 @@ import torch
 from matplotlib import cbook
 
 from modeling_au_mlt import AUMLTConfig, AUMLTModel
-from modeling_au_mlt.hub import save_for_hub
-from modeling_au_mlt.inference import AUPredictor, Prediction
-from modeling_au_mlt.media import open_media
+from modeling_au_mlt.hub.folder import save_for_hub
+from modeling_au_mlt.inference.media import open_media
+from modeling_au_mlt.inference.predictor import AUPredictor, Prediction
 
 VISION = {
     "toy-32": dict(
         hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, image_size=32, patch_size=8
     ),
     "vit-ti16-112": dict(
-        hidden_size=192, num_hidden_layers=12, num_attention_heads=3, intermediate_size=768,
-        image_size=112, patch_size=16,
+        hidden_size=192,
+        num_hidden_layers=12,
+        num_attention_heads=3,
+        intermediate_size=768,
+        image_size=112,
+        patch_size=16,
     ),
     "vit-s16-112": dict(
-        hidden_size=384, num_hidden_layers=12, num_attention_heads=6, intermediate_size=1536,
-        image_size=112, patch_size=16,
+        hidden_size=384,
+        num_hidden_layers=12,
+        num_attention_heads=6,
+        intermediate_size=1536,
+        image_size=112,
+        patch_size=16,
     ),
 }
 SETTINGS = {
@@ -58,7 +66,9 @@ def synthetic_face_frames(
     num_frames: int, blank: range, size=(240, 320), portrait_width: int = 128
 ) -> list[np.ndarray]:
     """RGB frames `size`: Grace Hopper's portrait drifting right by 2 px a frame, plain grey frames at `blank`."""
-    photo = cv2.cvtColor(cv2.imread(str(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))), cv2.COLOR_BGR2RGB)
+    photo = cv2.cvtColor(
+        cv2.imread(str(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))), cv2.COLOR_BGR2RGB
+    )
     portrait_height = portrait_width * photo.shape[0] // photo.shape[1]
     portrait = cv2.resize(photo, (portrait_width, portrait_height), interpolation=cv2.INTER_AREA)
     frames = []
@@ -131,8 +141,8 @@ def cpu_bound_rate(row: dict) -> float:
 def markdown_table(rows: list[dict]) -> str:
     """The measurements as a Markdown table (wall-clock seconds, CPU seconds in brackets)."""
     lines = [
-        "| model | workers | model threads | frames | frames/s end to end | total s | decode s | decode+detect s (CPU) "
-        "| model s (CPU) | writing s (CPU) | frames/s from CPU s, 2 free cores | load s |",
+        "| model | workers | model threads | frames | frames/s end to end | total s | decode s "
+        "| decode+detect s (CPU) | model s (CPU) | writing s (CPU) | frames/s from CPU s, 2 free cores | load s |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:

@@ -22,13 +22,31 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 # ViT encoder sizes used across the benchmarks (patch 16; `tiny` only keeps the scripts working in CI).
 VISION_PRESETS = {
-    "tiny": dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, image_size=32, patch_size=16),
-    "vit-s16-112": dict(hidden_size=384, num_hidden_layers=12, num_attention_heads=6, intermediate_size=1536, image_size=112, patch_size=16),
-    "vit-b16-224": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072, image_size=224, patch_size=16),
+    "tiny": dict(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, image_size=32, patch_size=16
+    ),
+    "vit-s16-112": dict(
+        hidden_size=384,
+        num_hidden_layers=12,
+        num_attention_heads=6,
+        intermediate_size=1536,
+        image_size=112,
+        patch_size=16,
+    ),
+    "vit-b16-224": dict(
+        hidden_size=768,
+        num_hidden_layers=12,
+        num_attention_heads=12,
+        intermediate_size=3072,
+        image_size=224,
+        patch_size=16,
+    ),
 }
 
 
-def interleaved_rounds(candidates: dict[str, Callable[[], list[float]]], rounds: int, warmup: int = 1) -> dict[str, list[float]]:
+def interleaved_rounds(
+    candidates: dict[str, Callable[[], list[float]]], rounds: int, warmup: int = 1
+) -> dict[str, list[float]]:
     """The values every call of each candidate returns, over rounds A, B, C, A, B, C, ... after `warmup` calls of each.
 
     The order rotates every round so that no candidate always follows the same neighbour.
@@ -61,7 +79,9 @@ def interleaved_times(candidates: dict[str, Callable[[], object]], repeats: int,
         return call
 
     pairs = interleaved_rounds({name: timed(function) for name, function in candidates.items()}, repeats, warmup)
-    return {name: [p[0] for p in values] for name, values in pairs.items()}, {name: [p[1] for p in values] for name, values in pairs.items()}
+    return {name: [p[0] for p in values] for name, values in pairs.items()}, {
+        name: [p[1] for p in values] for name, values in pairs.items()
+    }
 
 
 def set_threads(threads: int | None) -> None:
@@ -109,7 +129,9 @@ def machine_description() -> dict:
     cpu_model = platform.processor() or "unknown"
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.exists():
-        models = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")]
+        models = [
+            line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")
+        ]
         cpu_model = models[0] if models else cpu_model
     return {
         "cpu": cpu_model,
@@ -149,7 +171,9 @@ def run_json_subprocess(script: Path, args: list[str]) -> dict:
     environment = {**os.environ, "PYTHONPATH": python_path, "HF_HUB_OFFLINE": "1"}
     completed = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, env=environment)
     if completed.returncode != 0:
-        raise RuntimeError(f"{script.name} {' '.join(args)} exited {completed.returncode}:\n{completed.stderr[-3000:]}")
+        raise RuntimeError(
+            f"{script.name} {' '.join(args)} exited {completed.returncode}:\n{completed.stderr[-3000:]}"
+        )
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 

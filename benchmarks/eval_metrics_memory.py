@@ -14,7 +14,7 @@ import numpy as np
 from transformers import EvalPrediction
 
 from modeling_au_mlt import ABAW_AUS
-from modeling_au_mlt.evaluation import make_compute_metrics
+from modeling_au_mlt.evaluation.tuning import make_compute_metrics
 
 
 def batches(frames: int, batch_size: int, seed: int = 0):
@@ -36,7 +36,9 @@ def peak_batchwise(frames: int, batch_size: int) -> tuple[float, float, dict]:
     tracemalloc.start()
     started = time.perf_counter()
     for step, (logits, labels) in enumerate(batches(frames, batch_size)):
-        scores = compute_metrics(EvalPrediction(predictions=logits, label_ids=labels), compute_result=step == total - 1)
+        scores = compute_metrics(
+            EvalPrediction(predictions=logits, label_ids=labels), compute_result=step == total - 1
+        )
     seconds = time.perf_counter() - started
     peak = tracemalloc.get_traced_memory()[1] / 2**20
     tracemalloc.stop()

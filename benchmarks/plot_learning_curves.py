@@ -16,7 +16,7 @@ from pathlib import Path
 import matplotlib
 
 from benchmarks.common import markdown_table, report
-from modeling_au_mlt.attention_maps import save_figure
+from modeling_au_mlt.inference.attention_maps import save_figure
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
@@ -29,7 +29,11 @@ def evaluation_curve(run_dir: Path) -> list[tuple[int, float]]:
     state_file = run_dir / "trainer_state.json"
     if not state_file.exists():
         raise FileNotFoundError(f"{state_file}: no trainer state; train with scripts/train.py into {run_dir} first")
-    points = [(entry["step"], entry[METRIC]) for entry in json.loads(state_file.read_text())["log_history"] if METRIC in entry]
+    points = [
+        (entry["step"], entry[METRIC])
+        for entry in json.loads(state_file.read_text())["log_history"]
+        if METRIC in entry
+    ]
     if not points:
         raise ValueError(f"{state_file}: no {METRIC} logged; train with --eval_strategy steps --eval_steps N")
     return points
@@ -70,7 +74,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     curves = {label: evaluation_curve(folder) for label, folder in args.run}
     save_figure(curve_figure(curves), args.figure)
-    rows = [[label, len(points), points[-1][0], max(score for _, score in points), points[-1][1]] for label, points in curves.items()]
+    rows = [
+        [label, len(points), points[-1][0], max(score for _, score in points), points[-1][1]]
+        for label, points in curves.items()
+    ]
     table = markdown_table(["run", "evaluations", "last step", "best F1", "last F1"], rows)
     report({"section": "learning_curve", "curves": curves}, args.output, table)
 

@@ -35,19 +35,69 @@ SETTINGS = {
         "training": ["--batch_size", "16", "--steps", "3", "--rounds", "2"],
         "data": ["--batch_size", "16", "--batches", "2", "--steps", "3", "--rounds", "1"],
         "quality": [
-            "--steps", "30", "--encoder_layers", "2", "--image_size", "32", "--max_eval_samples", "300",
-            "--train_videos", "8", "--val_videos", "3", "--test_videos", "3", "--frames_per_video", "120",
+            "--steps",
+            "30",
+            "--encoder_layers",
+            "2",
+            "--image_size",
+            "32",
+            "--max_eval_samples",
+            "300",
+            "--train_videos",
+            "8",
+            "--val_videos",
+            "3",
+            "--test_videos",
+            "3",
+            "--frames_per_video",
+            "120",
         ],
         "attention": ["--max_frames", "120"],
     },
     "tiny": {
         "inference": ["--presets", "tiny", "--batch_sizes", "2", "--repeats", "1", "--matmul_size", "64"],
         "training": ["--preset", "tiny", "--batch_size", "2", "--steps", "2", "--rounds", "1"],
-        "data": ["--preset", "tiny", "--batch_size", "2", "--batches", "1", "--steps", "2", "--rounds", "1", "--workers", "0", "1"],
+        "data": [
+            "--preset",
+            "tiny",
+            "--batch_size",
+            "2",
+            "--batches",
+            "1",
+            "--steps",
+            "2",
+            "--rounds",
+            "1",
+            "--workers",
+            "0",
+            "1",
+        ],
         "quality": [
-            "--seeds", "0", "1", "--variants", "paper", "vit_linear_head", "mean_pool_linear", "--steps", "2",
-            "--batch_size", "8", "--encoder_layers", "1", "--image_size", "32", "--patch_size", "16",
-            "--train_videos", "6", "--val_videos", "2", "--test_videos", "2", "--frames_per_video", "150",
+            "--seeds",
+            "0",
+            "1",
+            "--variants",
+            "paper",
+            "vit_linear_head",
+            "mean_pool_linear",
+            "--steps",
+            "2",
+            "--batch_size",
+            "8",
+            "--encoder_layers",
+            "1",
+            "--image_size",
+            "32",
+            "--patch_size",
+            "16",
+            "--train_videos",
+            "6",
+            "--val_videos",
+            "2",
+            "--test_videos",
+            "2",
+            "--frames_per_video",
+            "150",
         ],
         "attention": ["--max_frames", "8"],
     },
@@ -62,12 +112,22 @@ def commands(setting: str, results_dir: Path, work_dir: Path, figure: Path) -> d
     extra = {
         "quality": ["--work_dir", str(work_dir)],
         "attention": [
-            "--model_dir", str(work_dir / "paper_model"), "--synthetic_tree", str(work_dir / "synthetic_tree"),
-            "--figure", str(figure),
+            "--model_dir",
+            str(work_dir / "paper_model"),
+            "--synthetic_tree",
+            str(work_dir / "synthetic_tree"),
+            "--figure",
+            str(figure),
         ],
     }
     runs = {
-        name: [str(BENCHMARKS / f"bench_{name}.py"), *arguments[name], *extra.get(name, []), "--output", str(results_dir / f"{name}.json")]
+        name: [
+            str(BENCHMARKS / f"bench_{name}.py"),
+            *arguments[name],
+            *extra.get(name, []),
+            "--output",
+            str(results_dir / f"{name}.json"),
+        ]
         for name in arguments
     }
     for name, (script, output_flag) in OPTIONAL.items():
@@ -102,7 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     setting = "tiny" if args.tiny else "quick" if args.quick else "full"
     results_dir = Path(args.results_dir or REPO_ROOT / "docs" / "results" / setting)
     work_dir = Path(args.work_dir or Path(tempfile.gettempdir()) / f"au_mlt_benchmarks_{setting}")
-    figure = REPO_ROOT / "docs" / "attention_regions.png" if setting == "full" else results_dir / "attention_regions.png"
+    figure = (
+        REPO_ROOT / "docs" / "attention_regions.png" if setting == "full" else results_dir / "attention_regions.png"
+    )
     results_dir.mkdir(parents=True, exist_ok=True)
     print(f"machine: {machine_description()}", flush=True)
     outcomes = []

@@ -88,7 +88,9 @@ class AUMLTConvStem(nn.Module):
     def __init__(self, config: AUMLTConfig):
         super().__init__()
         vision = config.vision_config
-        self.image_size = (vision.image_size, vision.image_size) if isinstance(vision.image_size, int) else tuple(vision.image_size)
+        self.image_size = (
+            (vision.image_size, vision.image_size) if isinstance(vision.image_size, int) else tuple(vision.image_size)
+        )
         self.patch_size = (vision.patch_size, vision.patch_size)
         self.num_channels = vision.num_channels
         self.num_patches = (self.image_size[0] // vision.patch_size) * (self.image_size[1] // vision.patch_size)
@@ -191,7 +193,9 @@ class AUMLTDecoderLayer(GradientCheckpointingLayer):
         self.final_layer_norm = nn.LayerNorm(config.hidden_size, eps=eps)
         self.dropout = nn.Dropout(config.decoder_dropout)
 
-    def residual_block(self, hidden_states: torch.Tensor, layer_norm: nn.LayerNorm, block) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def residual_block(
+        self, hidden_states: torch.Tensor, layer_norm: nn.LayerNorm, block
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """`LN[x + D(block(x))]`, or `x + D(block(LN(x)))` when norm-first; `block` returns (output, weights)."""
         if self.norm_first:
             output, weights = block(layer_norm(hidden_states))
@@ -284,7 +288,7 @@ class AUMLTPreTrainedModel(PreTrainedModel):
                         nn.init.kaiming_normal_(layer.weight, mode="fan_out", nonlinearity="relu")
 
     def init_matrix(self, weight: torch.Tensor, fan_in: int, fan_out: int) -> None:
-        """Fill a decoder matrix by `config.decoder_initializer`; fans are given since W_t and W_p are stored transposed."""
+        """Fill a decoder matrix by `config.decoder_initializer` (fans given: W_t and W_p are stored transposed)."""
         if self.config.decoder_initializer == "glorot":
             bound = math.sqrt(6.0 / (fan_in + fan_out))
             nn.init.uniform_(weight, -bound, bound)
@@ -310,7 +314,9 @@ class AUMLTModel(AUMLTPreTrainedModel):
         self.layers = nn.ModuleList([AUMLTDecoderLayer(config) for _ in range(config.decoder_layers)])
         # Pre-norm layers leave the residual stream unnormalised: normalise it once before the head.
         self.final_layer_norm = (
-            nn.LayerNorm(config.hidden_size, eps=config.decoder_layer_norm_eps) if config.decoder_norm_first else nn.Identity()
+            nn.LayerNorm(config.hidden_size, eps=config.decoder_layer_norm_eps)
+            if config.decoder_norm_first
+            else nn.Identity()
         )
         self.head = AUMLTHead(config)
         self.gradient_checkpointing = False
@@ -331,11 +337,16 @@ class AUMLTModel(AUMLTPreTrainedModel):
         missing, unexpected = model.encoder.load_state_dict(weights, strict=False)
         fresh = [name for name in missing if name.startswith(STEM_PREFIX)]
         if unexpected or len(fresh) != len(missing):
-            raise ValueError(f"{encoder_name_or_path}: encoder weights do not match (missing {missing}, unexpected {unexpected})")
+            raise ValueError(
+                f"{encoder_name_or_path}: encoder weights do not match (missing {missing}, unexpected {unexpected})"
+            )
         if fresh:
             logger.warning(
                 "%s: the %s stem is newly initialised (%d tensors: %s); the transformer blocks are the checkpoint's",
-                encoder_name_or_path, model.config.encoder_stem, len(fresh), ", ".join(fresh),
+                encoder_name_or_path,
+                model.config.encoder_stem,
+                len(fresh),
+                ", ".join(fresh),
             )
         return model
 
@@ -350,7 +361,10 @@ class AUMLTModel(AUMLTPreTrainedModel):
         if self._auto_class is not None:
             # Only one auto class is recorded per class; the pipeline needs the image-classification one too.
             class_reference = f"{type(self).__module__.split('.')[-1]}.{type(self).__name__}"
-            self.config.auto_map = {**(getattr(self.config, "auto_map", None) or {}), "AutoModelForImageClassification": class_reference}
+            self.config.auto_map = {
+                **(getattr(self.config, "auto_map", None) or {}),
+                "AutoModelForImageClassification": class_reference,
+            }
         return super().save_pretrained(save_directory, *args, **kwargs)
 
     def forward(
@@ -370,13 +384,17 @@ class AUMLTModel(AUMLTPreTrainedModel):
                 Face images normalised by the image processor.
             labels (`torch.FloatTensor` of shape `(batch_size, num_labels)`, *optional*):
                 1 present, 0 absent, -1 not annotated (ignored by the loss).
-            self_attention_mask (`torch.BoolTensor` broadcastable to `(batch_size, num_labels, num_labels)`, *optional*):
-                True where label i may attend to label j (eq. 2's Delta = 0).
-            cross_attention_mask (`torch.BoolTensor` broadcastable to `(batch_size, num_labels, num_tokens)`, *optional*):
-                True where label i may attend to image token j.
+            self_attention_mask (`torch.BoolTensor`, *optional*):
+                Broadcastable to `(batch_size, num_labels, num_labels)`;
+                true where label i may attend to label j (eq. 2's Delta = 0).
+            cross_attention_mask (`torch.BoolTensor`, *optional*):
+                Broadcastable to `(batch_size, num_labels, num_tokens)`;
+                true where label i may attend to image token j.
         """
         output_attentions = self.config.output_attentions if output_attentions is None else output_attentions
-        output_hidden_states = self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
+        output_hidden_states = (
+            self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
+        )
         return_dict = self.config.return_dict if return_dict is None else return_dict
 
         encoder_outputs = self.encoder(

@@ -7,7 +7,7 @@
 import argparse
 import json
 
-from modeling_au_mlt.synthetic import make_synthetic_abaw, preview_figure
+from modeling_au_mlt.synthetic.tree import make_synthetic_abaw, preview_figure
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -15,8 +15,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--output_dir", required=True, help="folder to create (must not exist or be empty)")
     parser.add_argument("--train_videos", type=int, required=True, help="label files in Train_Set")
     parser.add_argument("--val_videos", type=int, required=True, help="label files in Validation_Set")
-    parser.add_argument("--test_videos", type=int, default=0,
-                        help="label files in Test_Set (held-out identities); 0 writes no Test_Set")
+    parser.add_argument(
+        "--test_videos",
+        type=int,
+        default=0,
+        help="label files in Test_Set (held-out identities); 0 writes no Test_Set",
+    )
     parser.add_argument("--frames_per_video", type=int, required=True, help="annotation lines per video")
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--image_size", type=int, default=112, help="side of the saved square frames")
@@ -28,10 +32,17 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    summary = make_synthetic_abaw(args.output_dir, train_videos=args.train_videos, val_videos=args.val_videos,
-                                  test_videos=args.test_videos, frames_per_video=args.frames_per_video,
-                                  seed=args.seed, image_size=args.image_size, num_proc=args.num_proc,
-                                  overwrite=args.overwrite)
+    summary = make_synthetic_abaw(
+        args.output_dir,
+        train_videos=args.train_videos,
+        val_videos=args.val_videos,
+        test_videos=args.test_videos,
+        frames_per_video=args.frames_per_video,
+        seed=args.seed,
+        image_size=args.image_size,
+        num_proc=args.num_proc,
+        overwrite=args.overwrite,
+    )
     if args.preview:
         preview_figure(args.preview, args.seed)
     print(json.dumps(summary, indent=2))

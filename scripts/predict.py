@@ -10,13 +10,8 @@ is 1 if any input (or frame of a folder) failed.
 
 import argparse
 import sys
-from pathlib import Path
 
-# scripts/evaluate.py shares its name with the `evaluate` library: drop this folder from the import path so
-# that `import evaluate` (inside modeling_au_mlt.evaluation) finds the library, not that script.
-sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != Path(__file__).resolve().parent]
-
-from modeling_au_mlt.inference import DEFAULT_ATTENTION_EVERY, AUPredictor, Prediction  # noqa: E402
+from modeling_au_mlt.inference.predictor import DEFAULT_ATTENTION_EVERY, AUPredictor, Prediction
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -28,12 +23,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--output_dir", required=True, help="folder for the CSVs and figures")
     parser.add_argument("--no_detect", action="store_true", help="take every input as an already-cropped face")
     parser.add_argument("--attention_maps", action="store_true", help="draw where each AU looks, and video timelines")
-    parser.add_argument("--attention_every", type=int, default=DEFAULT_ATTENTION_EVERY,
-                        help="with --attention_maps, draw every N-th frame of a video or folder (default %(default)s)")
+    parser.add_argument(
+        "--attention_every",
+        type=int,
+        default=DEFAULT_ATTENTION_EVERY,
+        help="with --attention_maps, draw every N-th frame of a video or folder (default %(default)s)",
+    )
     parser.add_argument("--batch_size", type=int, default=32, help="frames per model batch (default %(default)s)")
-    parser.add_argument("--smooth", type=int, default=None,
-                        help="moving-average window in frames, per face, in videos "
-                        "(default: the model's smoothing_window, else 1)")
+    parser.add_argument(
+        "--smooth",
+        type=int,
+        default=None,
+        help="moving-average window in frames, per face, in videos (default: the model's smoothing_window, else 1)",
+    )
     parser.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: cuda if available")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)

@@ -7,15 +7,18 @@ python scripts/prepare_abaw.py --images_dir CROPPED_ALIGNED --annotations_dir AU
 import argparse
 import sys
 
-from modeling_au_mlt.abaw import prepare_abaw
-from modeling_au_mlt.conversion import add_common_arguments, exit_code
+from modeling_au_mlt.data.abaw import prepare_abaw
+from modeling_au_mlt.data.conversion import add_common_arguments, exit_code
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images_dir", required=True, help="cropped_aligned/ folder: <video>/<frame:05d>.jpg")
-    parser.add_argument("--annotations_dir", required=True,
-                        help="folder holding Train_Set/ and Validation_Set/ (and Test_Set/ if labelled)")
+    parser.add_argument(
+        "--annotations_dir",
+        required=True,
+        help="folder holding Train_Set/ and Validation_Set/ (and Test_Set/ if labelled)",
+    )
     add_common_arguments(parser)
     parser.add_argument("--test_list", default=None, help="text file of test video names, one a line -> split 'test'")
     return parser.parse_args(argv)
@@ -25,8 +28,14 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     return exit_code(
         lambda: prepare_abaw(
-            args.images_dir, args.annotations_dir, args.output_dir, num_proc=args.num_proc, subsample=args.subsample,
-            on_error=args.on_error, test_list=args.test_list, push_to_hub=args.push_to_hub,
+            args.images_dir,
+            args.annotations_dir,
+            args.output_dir,
+            num_proc=args.num_proc,
+            subsample=args.subsample,
+            on_error=args.on_error,
+            test_list=args.test_list,
+            push_to_hub=args.push_to_hub,
         )
     )
 

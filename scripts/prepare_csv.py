@@ -8,8 +8,8 @@ python scripts/prepare_csv.py --csv FRAMES.csv --output_dir OUT [--image_root DI
 import argparse
 import sys
 
-from modeling_au_mlt.conversion import add_common_arguments, exit_code
-from modeling_au_mlt.tabular import prepare_csv
+from modeling_au_mlt.data.conversion import add_common_arguments, exit_code
+from modeling_au_mlt.data.tabular import prepare_csv
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -29,10 +29,18 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     return exit_code(
         lambda: prepare_csv(
-            args.csv, args.output_dir, image_root=args.image_root, split_column=args.split_column,
-            image_column=args.image_column, label_columns=args.label_columns.split(",") if args.label_columns else None,
-            video_column=args.video_column, frame_column=args.frame_column, num_proc=args.num_proc,
-            subsample=args.subsample, on_error=args.on_error, push_to_hub=args.push_to_hub,
+            args.csv,
+            args.output_dir,
+            image_root=args.image_root,
+            split_column=args.split_column,
+            image_column=args.image_column,
+            label_columns=args.label_columns.split(",") if args.label_columns else None,
+            video_column=args.video_column,
+            frame_column=args.frame_column,
+            num_proc=args.num_proc,
+            subsample=args.subsample,
+            on_error=args.on_error,
+            push_to_hub=args.push_to_hub,
         )
     )
 

@@ -8,12 +8,8 @@ message saying so and leaves the folder untouched.
 
 import argparse
 import sys
-from pathlib import Path
 
-# scripts/evaluate.py shares its name with the `evaluate` library: keep this folder off the import path.
-sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != Path(__file__).resolve().parent]
-
-from modeling_au_mlt.publish import PublishError, push_model_folder  # noqa: E402
+from modeling_au_mlt.hub.publish import PublishError, push_model_folder
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,17 +8,10 @@
 `--help` lists every argument: the model's, the data's and `transformers.TrainingArguments`.
 """
 
-import sys
-from pathlib import Path
+from transformers.utils import logging
 
-# scripts/evaluate.py shares its name with the `evaluate` library: drop this folder from the import path so
-# that `import evaluate` (in modeling_au_mlt.evaluation) finds the library.
-sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != Path(__file__).resolve().parent]
-
-from transformers.utils import logging  # noqa: E402
-
-from modeling_au_mlt.training import run  # noqa: E402
-from modeling_au_mlt.training_args import parse_arguments  # noqa: E402
+from modeling_au_mlt.training.arguments import parse_arguments
+from modeling_au_mlt.training.run import run
 
 
 def main() -> None:

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# The model-folder and video fixtures, shared by the inference and hub tests.
+pytest_plugins = ("inference_helpers",)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -24,7 +26,9 @@ def run_script(script: str, *args, check: bool = True, env: dict | None = None, 
         cwd=cwd,
     )
     if check and completed.returncode != 0:
-        raise AssertionError(f"{script} exited {completed.returncode}\nstdout:\n{completed.stdout}\nstderr:\n{completed.stderr}")
+        raise AssertionError(
+            f"{script} exited {completed.returncode}\nstdout:\n{completed.stdout}\nstderr:\n{completed.stderr}"
+        )
     return completed
 
 

@@ -9,12 +9,11 @@ import numpy as np
 import pytest
 import torch
 from matplotlib import cbook
-
-from benchmarks.bench_video import synthetic_face_frames, write_video
 from model_fixtures import tiny_config
 
+from benchmarks.bench_video import synthetic_face_frames, write_video
 from modeling_au_mlt import AUMLTModel
-from modeling_au_mlt.hub import save_for_hub
+from modeling_au_mlt.hub.folder import save_for_hub
 
 # Approximate face centres and widths, read off the photos by eye (not from the detector).
 GRACE_HOPPER_FACE = {"centre": (260, 230), "width": (130, 320)}  # 512 x 600 photo
@@ -51,7 +50,9 @@ def save_tiny_model(output_dir: Path, **config_kwargs) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
-    return save_tiny_model(tmp_path_factory.mktemp("tiny_model"), thresholds=TINY_THRESHOLDS, decoder_initializer="normal")
+    return save_tiny_model(
+        tmp_path_factory.mktemp("tiny_model"), thresholds=TINY_THRESHOLDS, decoder_initializer="normal"
+    )
 
 
 @pytest.fixture(scope="session")

@@ -11,9 +11,18 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 def test_bench_converter_tiny(tmp_path):
     output = tmp_path / "bench.json"
     completed = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "benchmarks" / "bench_converter.py"), "--tiny", "--workdir", str(tmp_path),
-         "--output", str(output)],
-        capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            str(REPO_ROOT / "benchmarks" / "bench_converter.py"),
+            "--tiny",
+            "--workdir",
+            str(tmp_path),
+            "--output",
+            str(output),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     results = json.loads(output.read_text())
     assert len(results) >= 1 and "| frames |" in completed.stdout

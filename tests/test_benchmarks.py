@@ -12,12 +12,22 @@ import pytest
 import torch
 from datasets import load_from_disk
 
-from benchmarks import bench_attention, bench_data, bench_inference, bench_quality, bench_training, plot_learning_curves, run_all
+from benchmarks import (
+    bench_attention,
+    bench_data,
+    bench_inference,
+    bench_quality,
+    bench_training,
+    plot_learning_curves,
+    run_all,
+)
 from benchmarks.absorbed_attention import absorb_cross_attention
 from benchmarks.common import interleaved_rounds, markdown_table, median, spread, write_json
 from modeling_au_mlt import AUMLTConfig, AUMLTModel
 
-TINY_VISION = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, image_size=32, patch_size=8)
+TINY_VISION = dict(
+    hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, image_size=32, patch_size=8
+)
 
 
 def test_interleaved_rounds_rotates_order_after_warmup():
@@ -67,7 +77,20 @@ def test_forward_flops_matches_hand_count():
 
 
 def test_bench_inference_tiny(tmp_path):
-    bench_inference.main(["--presets", "tiny", "--batch_sizes", "2", "--repeats", "2", "--matmul_size", "64", "--output", str(tmp_path / "r.json")])
+    bench_inference.main(
+        [
+            "--presets",
+            "tiny",
+            "--batch_sizes",
+            "2",
+            "--repeats",
+            "2",
+            "--matmul_size",
+            "64",
+            "--output",
+            str(tmp_path / "r.json"),
+        ]
+    )
     result = json.loads((tmp_path / "r.json").read_text())
     assert result["machine"]["cores"] >= 1
     (row,) = result["results"]
@@ -77,7 +100,20 @@ def test_bench_inference_tiny(tmp_path):
 
 
 def test_bench_training_tiny(tmp_path):
-    bench_training.main(["--preset", "tiny", "--batch_size", "2", "--steps", "3", "--rounds", "1", "--output", str(tmp_path / "r.json")])
+    bench_training.main(
+        [
+            "--preset",
+            "tiny",
+            "--batch_size",
+            "2",
+            "--steps",
+            "3",
+            "--rounds",
+            "1",
+            "--output",
+            str(tmp_path / "r.json"),
+        ]
+    )
     result = json.loads((tmp_path / "r.json").read_text())
     # 1 timed block of 3 steps per model; the block's first step is not timed
     assert result["timed_steps"] == {"au_mlt": 2, "vit_classifier": 2}
@@ -87,11 +123,32 @@ def test_bench_training_tiny(tmp_path):
 
 
 def test_bench_data_tiny(tmp_path):
-    bench_data.main(["--preset", "tiny", "--batch_size", "2", "--batches", "1", "--steps", "2", "--rounds", "1", "--workers", "0", "1", "--output", str(tmp_path / "r.json")])
+    bench_data.main(
+        [
+            "--preset",
+            "tiny",
+            "--batch_size",
+            "2",
+            "--batches",
+            "1",
+            "--steps",
+            "2",
+            "--rounds",
+            "1",
+            "--workers",
+            "0",
+            "1",
+            "--output",
+            str(tmp_path / "r.json"),
+        ]
+    )
     rates = json.loads((tmp_path / "r.json").read_text())["samples_per_second"]
     assert set(rates) == {
-        "transform, 0 workers", "transform, 1 workers", "training, in-memory tensors",
-        "training, transform, 0 workers", "training, transform, 1 workers",
+        "transform, 0 workers",
+        "transform, 1 workers",
+        "training, in-memory tensors",
+        "training, transform, 0 workers",
+        "training, transform, 1 workers",
     }
     assert all(rate > 0 for rate in rates.values())
 
@@ -125,7 +182,10 @@ def test_absorbed_cross_attention_matches_the_model(training):
         expected.logits.sum().backward()
         got.logits.sum().backward()
         torch.testing.assert_close(
-            absorbed.layers[0].cross_attn.k_proj.weight.grad, model.layers[0].cross_attn.k_proj.weight.grad, rtol=1e-4, atol=1e-6
+            absorbed.layers[0].cross_attn.k_proj.weight.grad,
+            model.layers[0].cross_attn.k_proj.weight.grad,
+            rtol=1e-4,
+            atol=1e-6,
         )
 
 
@@ -154,28 +214,43 @@ def test_bench_quality_tiny(quality_run):
     aus = ("AU1", "AU2", "AU4", "AU6", "AU7", "AU10", "AU12", "AU15", "AU23", "AU24", "AU25", "AU26")
     for variant, runs in result["runs"].items():
         assert len(runs) == 2
-        assert set(runs[0]) == {"eval_mean_f1", "test_mean_f1", "test_tuned_mean_f1", "test_unguarded_mean_f1",
-                                *(f"test_f1_{name}" for name in aus)}
+        assert set(runs[0]) == {
+            "eval_mean_f1",
+            "test_mean_f1",
+            "test_tuned_mean_f1",
+            "test_unguarded_mean_f1",
+            *(f"test_f1_{name}" for name in aus),
+        }
         values = [run["test_mean_f1"] for run in runs]
         assert np.mean([runs[0][f"test_f1_{name}"] for name in aus]) == pytest.approx(values[0])
         assert result["summary"][variant]["test_mean_f1"]["mean"] == pytest.approx(np.mean(values))
         assert result["summary"][variant]["test_mean_f1"]["std"] == pytest.approx(np.std(values, ddof=1))
     for variant in ("vit_linear_head", "mean_pool_linear"):
-        expected = [run["test_mean_f1"] - paper["test_mean_f1"] for run, paper in zip(result["runs"][variant], result["runs"]["paper"])]
+        expected = [
+            run["test_mean_f1"] - paper["test_mean_f1"]
+            for run, paper in zip(result["runs"][variant], result["runs"]["paper"])
+        ]
         assert result["paired_test_differences"][variant] == pytest.approx(expected)
     assert (work / bench_quality.PAPER_MODEL_DIR / "model.safetensors").exists()
 
 
 def test_baselines_share_the_paper_models_encoder_initialisation(quality_run):
     work, _ = quality_run
-    model_args, data_args, _ = bench_quality.library_arguments(work / "synthetic_dataset", work / "x", "paper", 0, bench_quality.parse_args(
-        [*run_all.SETTINGS["tiny"]["quality"], "--work_dir", str(work)]))
+    model_args, data_args, _ = bench_quality.library_arguments(
+        work / "synthetic_dataset",
+        work / "x",
+        "paper",
+        0,
+        bench_quality.parse_args([*run_all.SETTINGS["tiny"]["quality"], "--work_dir", str(work)]),
+    )
     names = ["AU1", "AU2"]
     paper = bench_quality.variant_model("paper", model_args, names, data_args.image_size, seed=4)
     for variant in ("vit_linear_head", "mean_pool_linear"):
         baseline = bench_quality.variant_model(variant, model_args, names, data_args.image_size, seed=4)
         encoder = baseline.vit if variant == "vit_linear_head" else baseline.encoder
-        assert model_args.encoder_stem == "conv" and type(encoder.embeddings.patch_embeddings).__name__ == "AUMLTConvStem"
+        assert (
+            model_args.encoder_stem == "conv" and type(encoder.embeddings.patch_embeddings).__name__ == "AUMLTConvStem"
+        )
         for (name, tensor), reference in zip(encoder.state_dict().items(), paper.encoder.state_dict().values()):
             torch.testing.assert_close(tensor, reference, rtol=0, atol=0, msg=name)
         pixels = torch.randn(2, 3, data_args.image_size, data_args.image_size)
@@ -191,17 +266,29 @@ def test_labelled_frames_match_the_converted_dataset(quality_run):
     names = label_names[::-1]  # the model's order need not be the files' order
     frames = bench_attention.labelled_frames(tree, regions, "Test_Set", names, max_frames=10**6)
     test = load_from_disk(str(work / "synthetic_dataset"))["test"]
-    expected = {(video, frame): labels[::-1] for video, frame, labels in zip(test["video_id"], test["frame"], test["labels"])}
+    expected = {
+        (video, frame): labels[::-1] for video, frame, labels in zip(test["video_id"], test["frame"], test["labels"])
+    }
     assert {(video, frame): list(labels) for video, frame, labels in frames} == expected
     assert len(bench_attention.labelled_frames(tree, regions, "Test_Set", names, max_frames=7)) == 7
 
 
 def test_bench_attention_tiny(quality_run, tmp_path):
     work, _ = quality_run
-    bench_attention.main([
-        "--model_dir", str(work / bench_quality.PAPER_MODEL_DIR), "--synthetic_tree", str(work / "synthetic_tree"),
-        "--max_frames", "4", "--figure", str(tmp_path / "figure.png"), "--output", str(tmp_path / "a.json"),
-    ])
+    bench_attention.main(
+        [
+            "--model_dir",
+            str(work / bench_quality.PAPER_MODEL_DIR),
+            "--synthetic_tree",
+            str(work / "synthetic_tree"),
+            "--max_frames",
+            "4",
+            "--figure",
+            str(tmp_path / "figure.png"),
+            "--output",
+            str(tmp_path / "a.json"),
+        ]
+    )
     result = json.loads((tmp_path / "a.json").read_text())
     assert result["frames"] == 4 and result["split"] == "Test_Set"
     for stats in result["per_au"].values():
@@ -217,17 +304,33 @@ def test_run_all_commands_cover_every_section(tmp_path):
     assert {"inference", "training", "data", "quality", "attention"} <= set(commands)
     for name, arguments in commands.items():
         assert arguments[0].endswith(".py") and str(tmp_path / "results" / f"{name}.json") in arguments
-    assert commands["attention"][commands["attention"].index("--model_dir") + 1] == str(tmp_path / "work" / "paper_model")
+    assert commands["attention"][commands["attention"].index("--model_dir") + 1] == str(
+        tmp_path / "work" / "paper_model"
+    )
 
 
 def test_learning_curves_read_every_evaluation(tmp_path):
-    history = [{"step": 50, "loss": 0.4}, {"step": 100, "eval_mean_f1": 0.2}, {"step": 150, "loss": 0.3},
-               {"step": 200, "eval_mean_f1": 0.5}]
+    history = [
+        {"step": 50, "loss": 0.4},
+        {"step": 100, "eval_mean_f1": 0.2},
+        {"step": 150, "loss": 0.3},
+        {"step": 200, "eval_mean_f1": 0.5},
+    ]
     for name in ("a", "b"):
         (tmp_path / name).mkdir()
         (tmp_path / name / "trainer_state.json").write_text(json.dumps({"log_history": history}))
-    plot_learning_curves.main(["--run", f"conv stem={tmp_path / 'a'}", "--run", f"patch={tmp_path / 'b'}",
-                               "--figure", str(tmp_path / "curve.png"), "--output", str(tmp_path / "curve.json")])
+    plot_learning_curves.main(
+        [
+            "--run",
+            f"conv stem={tmp_path / 'a'}",
+            "--run",
+            f"patch={tmp_path / 'b'}",
+            "--figure",
+            str(tmp_path / "curve.png"),
+            "--output",
+            str(tmp_path / "curve.json"),
+        ]
+    )
     curves = json.loads((tmp_path / "curve.json").read_text())["curves"]
     assert curves == {"conv stem": [[100, 0.2], [200, 0.5]], "patch": [[100, 0.2], [200, 0.5]]}
     assert (tmp_path / "curve.png").stat().st_size > 1000

@@ -1,8 +1,8 @@
 import pytest
+from model_fixtures import TINY_VISION, tiny_config
 from transformers import ViTConfig
 
 from modeling_au_mlt import ABAW_AUS, AUMLTConfig
-from model_fixtures import TINY_VISION, tiny_config
 
 
 def test_defaults_are_the_abaw_label_set_and_multi_label():

@@ -2,10 +2,10 @@ import math
 
 import pytest
 import torch
+from model_fixtures import NUM_TOKENS, TINY_VISION, random_pixels, tiny_config
 from transformers import ViTConfig, ViTModel
 
 from modeling_au_mlt import AUMLTModel, AUMLTOutput
-from model_fixtures import NUM_TOKENS, TINY_VISION, random_pixels, tiny_config
 
 
 def eval_model(**overrides) -> AUMLTModel:
@@ -13,7 +13,14 @@ def eval_model(**overrides) -> AUMLTModel:
     return AUMLTModel(tiny_config(**overrides)).eval()
 
 
-@pytest.mark.parametrize("labels", [["AU1"], ["AU1", "AU2", "AU4", "AU6", "AU7", "AU10", "AU12", "AU15", "AU23", "AU24", "AU25", "AU26"], [f"AU{i}" for i in range(1, 28)]])
+@pytest.mark.parametrize(
+    "labels",
+    [
+        ["AU1"],
+        ["AU1", "AU2", "AU4", "AU6", "AU7", "AU10", "AU12", "AU15", "AU23", "AU24", "AU25", "AU26"],
+        [f"AU{i}" for i in range(1, 28)],
+    ],
+)
 @pytest.mark.parametrize("decoder_hidden_size", [None, 24])
 def test_output_shapes_for_label_sets(labels, decoder_hidden_size):
     model = eval_model(id2label=dict(enumerate(labels)), decoder_hidden_size=decoder_hidden_size)
@@ -145,7 +152,9 @@ def test_masks_block_attention_in_both_paths():
     cross_mask = torch.ones(12, NUM_TOKENS, dtype=torch.bool)
     cross_mask[:, 5:] = False  # only CLS and the first 4 patches are visible
     self_mask = torch.eye(12, dtype=torch.bool)  # each label sees only itself
-    out = model(pixels, cross_attention_mask=cross_mask[None], self_attention_mask=self_mask[None], output_attentions=True)
+    out = model(
+        pixels, cross_attention_mask=cross_mask[None], self_attention_mask=self_mask[None], output_attentions=True
+    )
     assert torch.all(out.cross_attentions[0][..., 5:] == 0)
     assert torch.all(out.decoder_attentions[0] * (~self_mask) == 0)
     sdpa = model(pixels, cross_attention_mask=cross_mask[None], self_attention_mask=self_mask[None]).logits
@@ -186,8 +195,16 @@ def test_conv_stem_gives_the_patch_stem_token_grid():
     # 32 px at stride 8: three stride-2 stages of the default channels, then the 1x1 projection to the width.
     stem = conv.encoder.embeddings.patch_embeddings
     convs = [layer for layer in stem.stages if isinstance(layer, torch.nn.Conv2d)]
-    assert [(c.in_channels, c.out_channels, c.stride) for c in convs] == [(3, 32, (2, 2)), (32, 64, (2, 2)), (64, 128, (2, 2))]
-    assert (stem.projection.in_channels, stem.projection.out_channels, stem.projection.kernel_size) == (128, 32, (1, 1))
+    assert [(c.in_channels, c.out_channels, c.stride) for c in convs] == [
+        (3, 32, (2, 2)),
+        (32, 64, (2, 2)),
+        (64, 128, (2, 2)),
+    ]
+    assert (stem.projection.in_channels, stem.projection.out_channels, stem.projection.kernel_size) == (
+        128,
+        32,
+        (1, 1),
+    )
 
 
 def test_conv_stem_token_follows_its_receptive_field():
@@ -213,7 +230,14 @@ def test_conv_stem_initialisation():
     assert stem.projection.weight.std().item() == pytest.approx(0.02, rel=0.2)
 
 
-@pytest.mark.parametrize("overrides", [{"encoder_stem": "conv"}, {"decoder_norm_first": True}, {"encoder_stem": "conv", "decoder_norm_first": True, "label_self_attention": False}])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"encoder_stem": "conv"},
+        {"decoder_norm_first": True},
+        {"encoder_stem": "conv", "decoder_norm_first": True, "label_self_attention": False},
+    ],
+)
 def test_every_parameter_of_each_variant_receives_a_gradient(overrides):
     torch.manual_seed(0)
     model = AUMLTModel(tiny_config(**overrides)).train()
@@ -265,10 +289,14 @@ def test_from_encoder_pretrained_with_conv_stem_keeps_the_blocks_and_reports_the
     encoder = ViTModel(ViTConfig(**TINY_VISION), add_pooling_layer=False)
     encoder.save_pretrained(tmp_path / "vit")
     with caplog.at_level("WARNING"):
-        model = AUMLTModel.from_encoder_pretrained(str(tmp_path / "vit"), encoder_stem="conv", decoder_attention_heads=4)
+        model = AUMLTModel.from_encoder_pretrained(
+            str(tmp_path / "vit"), encoder_stem="conv", decoder_attention_heads=4
+        )
     source, target = encoder.state_dict(), model.encoder.state_dict()
     stem_prefix = "embeddings.patch_embeddings."
-    assert {name for name in source if not name.startswith(stem_prefix)} == {name for name in target if not name.startswith(stem_prefix)}
+    assert {name for name in source if not name.startswith(stem_prefix)} == {
+        name for name in target if not name.startswith(stem_prefix)
+    }
     for name, tensor in source.items():
         if not name.startswith(stem_prefix):
             torch.testing.assert_close(target[name], tensor, rtol=0, atol=0, msg=name)

@@ -9,7 +9,7 @@ import numpy as np
 from datasets import Dataset, DatasetDict
 from PIL import Image
 
-from modeling_au_mlt.conversion import describe, features_for
+from modeling_au_mlt.data.conversion import describe, features_for
 
 AU_NAMES = ["AU1", "AU2", "AU4"]
 QUADRANTS = [(0, 0), (0, 16), (16, 0)]  # (row, column) of each AU's square
@@ -41,11 +41,15 @@ def tiny_split(num_videos: int, frames: int, seed: int, split: str, unannotated:
     return dataset
 
 
-def write_tiny_dataset(path, train_videos: int = 4, val_videos: int = 2, frames: int = 16, test_videos: int = 0) -> str:
+def write_tiny_dataset(
+    path, train_videos: int = 4, val_videos: int = 2, frames: int = 16, test_videos: int = 0
+) -> str:
     """Save a tiny DatasetDict (train/validation, and a labelled test split when `test_videos`) like the
     converters write; returns its folder."""
-    splits = {"train": tiny_split(train_videos, frames, 0, "train"),
-              "validation": tiny_split(val_videos, frames, 1, "validation")}
+    splits = {
+        "train": tiny_split(train_videos, frames, 0, "train"),
+        "validation": tiny_split(val_videos, frames, 1, "validation"),
+    }
     if test_videos:
         splits["test"] = tiny_split(test_videos, frames, 2, "test")
     DatasetDict(splits).save_to_disk(str(path))
@@ -58,6 +62,18 @@ def tiny_config(**decoder):
 
 
 TINY_MODEL_ARGS = [
-    "--vision_preset", "tiny", "--vision_num_hidden_layers", "1", "--patch_size", "8", "--image_size", "32",
-    "--decoder_layers", "1", "--decoder_attention_heads", "2", "--decoder_hidden_size", "32",
+    "--vision_preset",
+    "tiny",
+    "--vision_num_hidden_layers",
+    "1",
+    "--patch_size",
+    "8",
+    "--image_size",
+    "32",
+    "--decoder_layers",
+    "1",
+    "--decoder_attention_heads",
+    "2",
+    "--decoder_hidden_size",
+    "32",
 ]

@@ -1,0 +1,398 @@
+"""AU detection on real images and videos: faces found, AUs per frame, one CSV per input.
+
+`predict_inputs` streams every input's frames through a `DataLoader` whose worker decodes frames, finds
+faces and prepares crops while the main process runs the model on batches of faces. Each input gives
+`OUT/<stem>.csv` with one row per face and frame (a row with `face_detected=0` where no face was found);
+videos are smoothed per face over `smooth` frames before thresholding. With `attention_maps` it also draws
+where each AU looks (`attention_maps.py`) and, for videos, the AU probabilities over time.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, IterableDataset
+from tqdm.auto import tqdm
+from transformers import AutoImageProcessor
+
+from ..atomic_io import atomic_output
+from ..evaluation.tuning import binarize, smooth_probabilities
+from ..modeling_au_mlt import AUMLTModel
+from .attention_maps import attention_figure, patch_attention, save_figure, timeline_figure
+from .faces import FaceBox, FaceDetector, IoUTracker, crop_face
+from .media import MediaError, MediaSource, open_media
+
+DEFAULT_ATTENTION_EVERY = 125
+
+
+@dataclass
+class FrameFaces:
+    """What the loader's worker prepares for one frame of input `source`."""
+
+    source: int
+    index: int
+    timestamp: float | None
+    boxes: list[FaceBox]
+    crops: np.ndarray  # (faces, S, S, 3) uint8
+    pixel_values: torch.Tensor  # (faces, 3, S, S), normalised by the model's image processor
+    seconds: tuple[float, float]  # wall-clock and CPU seconds of decoding, detecting and preprocessing it
+    error: str | None = None
+
+
+class FaceStream(IterableDataset):
+    """Frames of several inputs in order, each with its faces found, cropped and preprocessed.
+
+    A frame that fails to decode comes through with `error` set instead of stopping the stream. With
+    `detector=None` every frame is taken as an already-cropped face.
+    """
+
+    def __init__(
+        self,
+        sources: Sequence[MediaSource],
+        processor,
+        image_size: int,
+        detector: FaceDetector | None,
+        margin: float = 0.2,
+    ):
+        self.sources = sources
+        self.processor = processor
+        self.image_size = image_size
+        self.detector = detector
+        self.margin = margin
+
+    def frame_faces(self, source: int, frame, started: tuple[float, float]) -> FrameFaces:
+        """Faces of one decoded frame, largest first."""
+        height, width = frame.image.shape[:2]
+        if self.detector is None:
+            boxes = [FaceBox(0, 0, width, height)]
+            crops = [cv2.resize(frame.image, (self.image_size, self.image_size), interpolation=cv2.INTER_AREA)]
+        else:
+            boxes = self.detector.detect(frame.image)
+            crops = [crop_face(frame.image, box, self.image_size, self.margin) for box in boxes]
+        crops = np.stack(crops) if crops else np.zeros((0, self.image_size, self.image_size, 3), np.uint8)
+        pixel_values = (
+            self.processor(images=list(crops), return_tensors="pt")["pixel_values"]
+            if len(crops)
+            else torch.zeros(0, 3, self.image_size, self.image_size)
+        )
+        return FrameFaces(source, frame.index, frame.timestamp, boxes, crops, pixel_values, elapsed(started))
+
+    def __iter__(self) -> Iterator[FrameFaces]:
+        for source_index, source in enumerate(self.sources):
+            try:
+                started = clocks()
+                for frame in source:
+                    if frame.error is not None:
+                        yield self.failed_frame(source_index, frame.index, frame.error)
+                    else:
+                        yield self.frame_faces(source_index, frame, started)
+                    started = clocks()
+            except MediaError as error:
+                yield self.failed_frame(source_index, -1, str(error))
+            except cv2.error as error:  # OpenCV failing on a decoded frame: that input stops, the others go on
+                message = f"{source.path}: OpenCV failed while reading or detecting faces: {error.msg or error}"
+                yield self.failed_frame(source_index, -1, message)
+
+    def failed_frame(self, source: int, index: int, error: str) -> FrameFaces:
+        """A frame (index -1: the rest of the input) that could not be read, carrying why."""
+        empty = np.zeros((0, self.image_size, self.image_size, 3), np.uint8)
+        return FrameFaces(source, index, None, [], empty, torch.zeros(0), (0.0, 0.0), error)
+
+
+def clocks() -> tuple[float, float]:
+    """Wall-clock time and this thread's CPU time (the CPU time is the cost of a stage even when other
+    processes compete for the cores; with one model thread, torch runs its operators in this thread)."""
+    return time.perf_counter(), time.thread_time()
+
+
+def elapsed(started: tuple[float, float]) -> tuple[float, float]:
+    """Wall-clock and CPU seconds since `clocks()` returned `started`."""
+    now = clocks()
+    return now[0] - started[0], now[1] - started[1]
+
+
+def collate_frames(batch: list[FrameFaces]) -> list[FrameFaces]:
+    """Keep frames as a list: their face counts differ; the main process concatenates the crops."""
+    return batch
+
+
+class AUPredictor:
+    """A saved AU-MLT folder (or cached Hub id) ready for inference on face crops."""
+
+    def __init__(self, model: str | Path, device: str | None = None):
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.model = AUMLTModel.from_pretrained(model, dtype=torch.float32).to(self.device).eval()
+        self.processor = AutoImageProcessor.from_pretrained(model)
+        config = self.model.config
+        self.image_size = config.vision_config.image_size
+        self.grid_size = config.vision_config.image_size // config.vision_config.patch_size
+        self.label_names = config.label_names
+        self.thresholds = np.asarray(config.decision_thresholds())
+        self.smoothing_window = config.smoothing_window
+
+    @torch.inference_mode()
+    def probabilities(self, pixel_values: torch.Tensor) -> np.ndarray:
+        """`(faces, labels)` sigmoid probabilities of face crops `(faces, 3, S, S)`."""
+        return torch.sigmoid(self.model(pixel_values.to(self.device)).logits).float().cpu().numpy()
+
+    @torch.inference_mode()
+    def attention(self, pixel_values: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """Probabilities `(faces, labels)` and last-layer AU attention maps `(faces, labels, g, g)`."""
+        # SDPA returns no attention weights; the eager path does, and is only needed for these few frames.
+        fast = self.model.config._attn_implementation
+        self.model.set_attn_implementation("eager")
+        try:
+            output = self.model(pixel_values.to(self.device), output_attentions=True)
+        finally:
+            self.model.set_attn_implementation(fast)
+        maps = patch_attention(output.cross_attentions, self.grid_size)
+        return torch.sigmoid(output.logits).float().cpu().numpy(), maps
+
+
+@dataclass
+class InputResult:
+    """Rows of one input in time order, and what went wrong with it."""
+
+    source: MediaSource
+    frames: list[int] = field(default_factory=list)
+    timestamps: list[float | None] = field(default_factory=list)
+    face_ids: list[int] = field(default_factory=list)  # -1: no face in that frame
+    boxes: list[FaceBox | None] = field(default_factory=list)
+    probabilities: list[np.ndarray] = field(default_factory=list)  # (labels,) rows, NaN without a face
+    errors: list[str] = field(default_factory=list)
+    frames_seen: int = 0
+
+    def add_frame(self, frame: FrameFaces, face_ids: list[int], probabilities: np.ndarray, num_labels: int) -> None:
+        """Record one frame: a row per face, or one `face_detected=0` row."""
+        self.frames_seen += 1
+        if not frame.boxes:
+            face_ids, probabilities = [-1], np.full((1, num_labels), np.nan)
+        for face_id, box, row in zip(face_ids, frame.boxes or [None], probabilities):
+            self.frames.append(frame.index)
+            self.timestamps.append(frame.timestamp)
+            self.face_ids.append(face_id)
+            self.boxes.append(box)
+            self.probabilities.append(row)
+
+
+def csv_header(label_names: Sequence[str]) -> list[str]:
+    """Column names of the per-input CSV."""
+    return ["frame", "timestamp", "face_id", "x", "y", "w", "h", "face_detected"] + [
+        column for name in label_names for column in (f"{name}_prob", name)
+    ]
+
+
+def csv_rows(result: InputResult, probabilities: np.ndarray, thresholds: np.ndarray) -> Iterator[list]:
+    """CSV rows of `result` with its (smoothed) `probabilities` `(rows, labels)` thresholded."""
+    decisions = binarize(probabilities, thresholds)  # (rows, labels); rows without a face are not written
+    rows = zip(result.frames, result.timestamps, result.face_ids, result.boxes)
+    for row, (frame, timestamp, face_id, box) in enumerate(rows):
+        head = [frame, "" if timestamp is None else f"{timestamp:.3f}"]
+        if box is None:
+            yield head + ["", "", "", "", "", 0] + [""] * (2 * len(thresholds))
+            continue
+        values = [v for p, d in zip(probabilities[row], decisions[row]) for v in (f"{p:.4f}", d)]
+        yield head + [face_id, box.x, box.y, box.w, box.h, 1] + values
+
+
+class Prediction:
+    """One prediction run over several inputs; `run()` returns the number of inputs that failed."""
+
+    def __init__(
+        self,
+        predictor: AUPredictor,
+        output_dir: str | Path,
+        detect: bool = True,
+        attention_maps: bool = False,
+        attention_every: int = DEFAULT_ATTENTION_EVERY,
+        batch_size: int = 32,
+        smooth: int | None = None,
+        num_workers: int = 1,
+        progress: bool = True,
+    ):
+        self.predictor = predictor
+        self.output_dir = Path(output_dir)
+        self.detector = FaceDetector() if detect else None
+        self.attention_maps = attention_maps
+        self.attention_every = attention_every
+        self.batch_size = batch_size
+        self.smooth = (predictor.smoothing_window or 1) if smooth is None else smooth
+        self.num_workers = num_workers
+        self.progress = progress
+        stages = ("decode+detect", "model", "attention", "writing")
+        self.seconds = {stage: (0.0, 0.0) for stage in stages}  # (wall-clock, CPU) seconds
+        self.failed: list[str] = []
+        self.stats: dict[str, float] = {}
+
+    def add_time(self, stage: str, seconds: tuple[float, float]) -> None:
+        self.seconds[stage] = tuple(total + value for total, value in zip(self.seconds[stage], seconds))
+
+    def report(self, message: str) -> None:
+        self.failed.append(message)
+        print(f"error: {message}", file=sys.stderr)
+
+    def open_sources(self, inputs: Sequence[str | Path]) -> list[MediaSource]:
+        """Checked inputs; bad ones (and a second input with an output name already taken) are reported."""
+        sources, stems = [], set()
+        for path in inputs:
+            try:
+                source = open_media(path)
+            except MediaError as error:
+                self.report(str(error))
+                continue
+            if source.stem in stems:
+                self.report(f"{path}: skipped, its output name {source.stem}.csv is already used by another input")
+                continue
+            stems.add(source.stem)
+            sources.append(source)
+        return sources
+
+    def run(self, inputs: Sequence[str | Path]) -> int:
+        """Process every input, write its outputs, print a summary; number of failed inputs or frames."""
+        threads, cv2_threads = torch.get_num_threads(), cv2.getNumThreads()
+        if self.num_workers:
+            # The loader's worker takes a core for decoding and detection, single-threaded: the forked worker
+            # inherits this setting (changing it inside the worker deadlocks on OpenCV's copied thread pool).
+            cv2.setNumThreads(1)
+            if self.predictor.device.type == "cpu":
+                # A model thread competing with the worker for its core slows every matrix product down
+                # (threads wait on each other), so the model keeps the other cores.
+                cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+                torch.set_num_threads(max(1, cores - self.num_workers))
+        try:
+            return self.process(inputs)
+        finally:
+            torch.set_num_threads(threads)
+            cv2.setNumThreads(cv2_threads)
+
+    def process(self, inputs: Sequence[str | Path]) -> int:
+        """`run` with the threads set."""
+        started = time.perf_counter()
+        sources = self.open_sources(inputs)
+        stream = FaceStream(sources, self.predictor.processor, self.predictor.image_size, self.detector)
+        loader = DataLoader(
+            stream, batch_size=self.batch_size, collate_fn=collate_frames, num_workers=self.num_workers
+        )
+        total = sum(source.num_frames for source in sources)
+        bar = tqdm(total=total, unit="frame", disable=not self.progress, dynamic_ncols=True)
+        results = [InputResult(source) for source in sources]
+        trackers = [IoUTracker() if source.kind == "video" else None for source in sources]
+        done = 0
+        for batch in loader:
+            self.predict_batch(batch, results, trackers)
+            bar.update(len(batch))
+            while done < batch[-1].source:
+                self.finish(results[done])
+                done += 1
+        bar.close()
+        for result in results[done:]:
+            self.finish(result)
+        self.print_summary(results, time.perf_counter() - started)
+        return len(self.failed)
+
+    def predict_batch(self, batch: list[FrameFaces], results: list[InputResult], trackers: list) -> None:
+        """Run the model on every face of `batch` and record the rows (and attention figures)."""
+        for frame in batch:
+            self.add_time("decode+detect", frame.seconds)
+        faces = [frame for frame in batch if frame.error is None and frame.boxes]
+        probabilities = np.zeros((0, len(self.predictor.label_names)))
+        if faces:
+            started = clocks()
+            probabilities = self.predictor.probabilities(torch.cat([frame.pixel_values for frame in faces]))
+            self.add_time("model", elapsed(started))
+        offsets = np.cumsum([0] + [len(frame.boxes) for frame in faces])
+        by_frame = {id(frame): probabilities[start:stop] for frame, start, stop in zip(faces, offsets, offsets[1:])}
+        for frame in batch:
+            result = results[frame.source]
+            if frame.error is not None:
+                result.errors.append(frame.error)
+                self.report(frame.error)
+                continue
+            tracker = trackers[frame.source]
+            face_ids = tracker.update(frame.boxes) if tracker is not None else list(range(len(frame.boxes)))
+            probabilities = by_frame.get(id(frame), np.zeros((0, 0)))
+            result.add_frame(frame, face_ids, probabilities, len(self.predictor.label_names))
+            if self.attention_maps and frame.boxes and frame.index % self.attention_every == 0:
+                self.draw_attention(result.source, frame)
+
+    def draw_attention(self, source: MediaSource, frame: FrameFaces) -> None:
+        """`<stem>_attention.png` for an image, `<stem>_attention_<frame>.png` for a video or folder."""
+        started = clocks()
+        probabilities, maps = self.predictor.attention(frame.pixel_values)
+        single = source.kind == "image"
+        name = f"{source.stem}_attention.png" if single else f"{source.stem}_attention_{frame.index:06d}.png"
+        title = source.path.name if single else f"{source.path.name} frame {frame.index}"
+        figure = attention_figure(
+            frame.crops, maps, probabilities, self.predictor.label_names, self.predictor.thresholds, title
+        )
+        save_figure(figure, self.output_dir / name)
+        self.add_time("attention", elapsed(started))
+
+    def finish(self, result: InputResult) -> None:
+        """Smooth (videos), threshold and write `<stem>.csv`, and the timeline figure of a video."""
+        started = clocks()
+        if result.frames_seen == 0:
+            return
+        if result.source.kind == "video" and result.frames_seen < result.source.num_frames:
+            # Containers' frame counts are estimates, so a shortfall is a warning, not a failure.
+            print(
+                f"warning: {result.source.path}: decoded {result.frames_seen} of the {result.source.num_frames} "
+                "frames its header announces (truncated or damaged video?)",
+                file=sys.stderr,
+            )
+        probabilities = np.array(result.probabilities, dtype=np.float64).reshape(len(result.frames), -1)
+        face_ids = np.asarray(result.face_ids)
+        faces = face_ids >= 0  # rows without a face hold NaN and stay out of the averages
+        if result.source.kind == "video" and faces.any():
+            probabilities[faces] = smooth_probabilities(
+                probabilities[faces], face_ids[faces], self.smooth, np.asarray(result.frames)[faces]
+            )
+        with atomic_output(self.output_dir / f"{result.source.stem}.csv") as temporary:
+            with open(temporary, "w", newline="") as handle:
+                writer = csv.writer(handle)
+                writer.writerow(csv_header(self.predictor.label_names))
+                writer.writerows(csv_rows(result, probabilities, self.predictor.thresholds))
+        if self.attention_maps and result.source.kind == "video":
+            timestamps = np.array([np.nan if t is None else t for t in result.timestamps], dtype=np.float64)
+            figure = timeline_figure(
+                np.asarray(result.frames),
+                timestamps,
+                face_ids,
+                probabilities,
+                self.predictor.label_names,
+                self.predictor.thresholds,
+                title=result.source.path.name,
+            )
+            save_figure(figure, self.output_dir / f"{result.source.stem}_timeline.png")
+        self.add_time("writing", elapsed(started))
+
+    def print_summary(self, results: list[InputResult], seconds: float) -> None:
+        """Frames, faces, frames without a face, speed and time per stage, failures."""
+        boxes = [box for result in results for box in result.boxes]
+        self.stats = {
+            "inputs": len(results),
+            "frames": sum(result.frames_seen for result in results),
+            "faces": sum(box is not None for box in boxes),
+            "frames_without_face": sum(box is None for box in boxes),
+            "seconds": seconds,
+            "model_threads": torch.get_num_threads(),
+            **{f"{stage}_seconds": wall for stage, (wall, _) in self.seconds.items()},
+            **{f"{stage}_cpu_seconds": cpu for stage, (_, cpu) in self.seconds.items()},
+        }
+        stages = ", ".join(f"{stage} {wall:.1f} s" for stage, (wall, _) in self.seconds.items())
+        print(
+            f"{self.stats['inputs']} input(s) processed, {self.stats['frames']} frames, {self.stats['faces']} faces, "
+            f"{self.stats['frames_without_face']} frames without a face; {seconds:.1f} s, "
+            f"{self.stats['frames'] / max(seconds, 1e-9):.1f} frames/s end to end ({stages}; decode+detect runs "
+            f"in the loader's worker, beside the model); {len(self.failed)} failure(s); outputs in {self.output_dir}",
+            file=sys.stderr,
+        )

@@ -1,0 +1,422 @@
+"""Training orchestration behind `scripts/train.py`: build, train, evaluate, tune and write a Hub-ready folder.
+
+`run(model_args, data_args, training_args)` loads an AU dataset (a converted folder, a Hub dataset, or with no
+dataset argument the embedded synthetic ABAW job, generated and converted once into a cache), builds AU-MLT
+(from a pretrained ViT or a ViT-Ti/S/B-sized random encoder), trains it with `AUMLTTrainer`, scores the
+validation split with the ABAW metric at 0.5 and at tuned per-AU thresholds (after a per-video moving
+average when the split has videos), scores the test split (when the dataset has one with labels) at 0.5 and
+with those validation-tuned settings, stores the tuned values in the config and writes the model folder with
+its model card. Argument dataclasses and their parsing live in `training_args.py`.
+"""
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from datasets import DatasetDict, load_dataset, load_from_disk
+from transformers import set_seed
+
+from .. import ABAW_AUS, AUMLTConfig, AUMLTModel
+from ..atomic_io import atomic_output, write_json
+from ..data.conversion import label_names_of
+from ..data.transforms import (
+    KEY_COLUMN,
+    AUCollator,
+    AugmentationConfig,
+    AugmentationEpochCallback,
+    EpochState,
+    EvalTransform,
+    TrainTransform,
+)
+from ..evaluation.tuning import (
+    GUARD_MARGIN,
+    au_scores,
+    guarded_thresholds,
+    make_compute_metrics,
+    smooth_probabilities,
+    tune_smoothing_window,
+)
+from ..hub.card import render_model_card, results_table, training_summary
+from ..hub.folder import image_processor_for, save_for_hub
+from ..hub.publish import push_model_folder
+from .arguments import VISION_PRESETS, DataArguments, ModelArguments
+from .trainer import AUMLTTrainer, loss_weight_report, training_labels
+
+logger = logging.getLogger(__name__)
+
+LOSS_WEIGHTS_FILE = "loss_weights.json"
+EVAL_RESULTS_FILE = "eval_results.json"
+SYNTHETIC_SOURCES = (
+    "synthetic/*.py",
+    "data/abaw.py",
+    "data/conversion.py",
+    "data/arrow_shards.py",
+)  # code whose change invalidates the cache
+
+
+def synthetic_cache_key(data_args: DataArguments) -> str:
+    """Key of the synthetic data: the generator parameters and the generator and converter source code."""
+    parameters = {
+        "train_videos": data_args.synthetic_train_videos,
+        "val_videos": data_args.synthetic_val_videos,
+        "test_videos": data_args.synthetic_test_videos,
+        "frames_per_video": data_args.synthetic_frames_per_video,
+        "image_size": data_args.synthetic_image_size,
+        "seed": data_args.synthetic_seed,
+    }
+    digest = hashlib.sha256(json.dumps(parameters, sort_keys=True).encode())
+    for pattern in SYNTHETIC_SOURCES:
+        for source in sorted(Path(__file__).parents[1].glob(pattern)):
+            digest.update(source.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def synthetic_dataset_dir(data_args: DataArguments) -> Path:
+    """The converted synthetic ABAW DatasetDict, generated and converted on first use and cached by key."""
+    from ..data.abaw import prepare_abaw
+    from ..synthetic.tree import make_synthetic_abaw
+
+    cache = Path(data_args.cache_dir or Path.home() / ".cache" / "au_mlt").expanduser()
+    final = cache / f"synthetic-abaw-{synthetic_cache_key(data_args)}"
+    if (final / "dataset").is_dir():
+        logger.info("synthetic ABAW data from the cache %s", final)
+        return final / "dataset"
+    cache.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-", dir=cache))
+    try:
+        make_synthetic_abaw(
+            staging / "tree",
+            train_videos=data_args.synthetic_train_videos,
+            val_videos=data_args.synthetic_val_videos,
+            test_videos=data_args.synthetic_test_videos,
+            frames_per_video=data_args.synthetic_frames_per_video,
+            seed=data_args.synthetic_seed,
+            image_size=data_args.synthetic_image_size,
+            num_proc=min(4, os.cpu_count() or 1),
+        )
+        prepare_abaw(
+            staging / "tree" / "cropped_aligned", staging / "tree" / "AU_Detection_Challenge", staging / "dataset"
+        )
+        shutil.rmtree(staging / "tree")  # the images now live in the dataset's Arrow files
+        if not final.exists():  # another process may have finished the same data meanwhile
+            os.replace(staging, final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return final / "dataset"
+
+
+def load_splits(data_args: DataArguments, training_args) -> DatasetDict:
+    """The train and evaluation splits named by `data_args` (`train`, `eval`), subsampled and capped as asked,
+    and the test split (`test`) when `held_out_split` finds one, capped like the evaluation split."""
+    if data_args.dataset_dir:
+        splits = load_from_disk(data_args.dataset_dir)
+        source = data_args.dataset_dir
+    elif data_args.dataset_name:
+        splits = load_dataset(data_args.dataset_name, data_args.dataset_config_name)
+        source = data_args.dataset_name
+    else:
+        with training_args.main_process_first(desc="synthetic ABAW data"):
+            source = str(synthetic_dataset_dir(data_args))
+        splits = load_from_disk(source)
+    if not isinstance(splits, DatasetDict):
+        raise ValueError(f"{source}: expected a DatasetDict with splits, found a single {type(splits).__name__}")
+    for split in (data_args.train_split, data_args.eval_split):
+        if split not in splits:
+            raise ValueError(f"{source}: no split {split!r}; it has {sorted(splits)} (see --train_split/--eval_split)")
+        missing = {"image", "labels"} - set(splits[split].column_names)
+        if missing:
+            raise ValueError(
+                f"{source} split {split!r}: missing columns {sorted(missing)}; it has {splits[split].column_names}"
+            )
+    train, evaluation = splits[data_args.train_split], splits[data_args.eval_split]
+    train = train.select(range(0, len(train), data_args.subsample))
+    if data_args.max_train_samples is not None:
+        train = train.select(range(min(data_args.max_train_samples, len(train))))
+    if data_args.max_eval_samples is not None:
+        evaluation = evaluation.select(range(min(data_args.max_eval_samples, len(evaluation))))
+    test = held_out_split(splits, data_args, source)
+    if test is not None and data_args.max_eval_samples is not None:
+        test = test.select(range(min(data_args.max_eval_samples, len(test))))
+    if not ({"video_id", "frame"} <= set(train.column_names) or KEY_COLUMN in train.column_names):
+        # Augmentation draws are keyed per sample; rows without video/frame get their index as key.
+        train = train.add_column(KEY_COLUMN, np.arange(len(train), dtype=np.int64))
+    logger.info(
+        "data from %s: %d training rows, %d evaluation rows, %d test rows",
+        source,
+        len(train),
+        len(evaluation),
+        0 if test is None else len(test),
+    )
+    return DatasetDict({"train": train, "eval": evaluation} | ({} if test is None else {"test": test}))
+
+
+def held_out_split(splits: DatasetDict, data_args: DataArguments, source: str):
+    """The split `--test_split` names, or None (logged) when it is empty, is the train or evaluation split,
+    is missing, or holds no annotated label (such as ABAW's unlabelled test list)."""
+    name = data_args.test_split
+    if not name:
+        return None
+    if name in (data_args.train_split, data_args.eval_split):
+        logger.warning("--test_split %r is also the train or evaluation split: no separate test scores", name)
+        return None
+    if name not in splits:
+        logger.info("%s has no split %r: no test scores", source, name)
+        return None
+    if "labels" not in splits[name].column_names or not (training_labels(splits[name]) != -1).any():
+        logger.warning("%s split %r has no annotated label: not scored", source, name)
+        return None
+    return splits[name]
+
+
+def dataset_label_names(train, data_args: DataArguments) -> list[str]:
+    """AU names of the dataset: `--au_names`, the converter's metadata, or the 12 ABAW AUs."""
+    width = len(train[0]["labels"]) if len(train) else 0
+    if data_args.au_names:
+        names = list(data_args.au_names)
+    else:
+        try:
+            names = label_names_of(train)
+        except ValueError:
+            if width != len(ABAW_AUS):
+                raise ValueError(
+                    f"the dataset carries no AU names and its labels hold {width} values; pass --au_names"
+                ) from None
+            names = list(ABAW_AUS)
+    if width and len(names) != width:
+        raise ValueError(f"--au_names gives {len(names)} names but the dataset's labels hold {width} values")
+    return names
+
+
+def build_model(model_args: ModelArguments, label_names: list[str], image_size: int | None) -> AUMLTModel:
+    """AU-MLT from a pretrained ViT (`--encoder_name_or_path`) or a randomly initialised preset."""
+    decoder = {
+        "decoder_hidden_size": model_args.decoder_hidden_size,
+        "decoder_layers": model_args.decoder_layers,
+        "decoder_attention_heads": model_args.decoder_attention_heads,
+        "decoder_ffn_dim": model_args.decoder_ffn_dim,
+        "decoder_dropout": model_args.decoder_dropout,
+        "decoder_norm_first": model_args.decoder_norm_first,
+        "decoder_initializer": model_args.decoder_initializer,
+        "encoder_stem": model_args.encoder_stem,
+        "encoder_stem_channels": model_args.encoder_stem_channels,
+        "label_self_attention": model_args.label_self_attention,
+        "head_type": model_args.head_type,
+        "id2label": dict(enumerate(label_names)),
+    }
+    if model_args.encoder_name_or_path:
+        model = AUMLTModel.from_encoder_pretrained(model_args.encoder_name_or_path, **decoder)
+        encoder_size = model.config.vision_config.image_size
+        if image_size is not None and image_size != encoder_size:
+            raise ValueError(f"--image_size {image_size} differs from the pretrained encoder's {encoder_size}")
+        return model
+    vision = dict(VISION_PRESETS[model_args.vision_preset], image_size=image_size or 112)
+    vision["patch_size"] = model_args.patch_size
+    if model_args.vision_num_hidden_layers is not None:
+        vision["num_hidden_layers"] = model_args.vision_num_hidden_layers
+    if model_args.vision_hidden_size is not None:
+        if model_args.vision_hidden_size % 64:
+            raise ValueError(f"--vision_hidden_size {model_args.vision_hidden_size}: expected a multiple of 64")
+        width = model_args.vision_hidden_size
+        vision.update(hidden_size=width, num_attention_heads=width // 64, intermediate_size=4 * width)
+    return AUMLTModel(AUMLTConfig(vision_config=vision, **decoder))
+
+
+def augmentation_config(data_args: DataArguments) -> AugmentationConfig:
+    """The augmentation switches of `data_args`."""
+    return AugmentationConfig(
+        enabled=data_args.augment,
+        scale_min=data_args.scale_min,
+        max_rotation=data_args.max_rotation,
+        flip_probability=data_args.flip_probability,
+        color_jitter=data_args.color_jitter,
+        mixup_alpha=data_args.mixup_alpha,
+        label_smoothing=data_args.label_smoothing,
+    )
+
+
+def build_trainer(model, splits: DatasetDict, label_names, data_args, training_args) -> AUMLTTrainer:
+    """An `AUMLTTrainer` over transformed splits, with the loss weights of the training labels."""
+    if training_args.dataloader_persistent_workers and data_args.augment:
+        raise ValueError("--dataloader_persistent_workers keeps stale epochs in the augmentation; leave it off")
+    image_processor = image_processor_for(model.config)
+    epoch_state = EpochState()
+    config = augmentation_config(data_args)
+    weights, report = loss_weight_report(training_labels(splits["train"]), label_names, training_args.loss_weighting)
+    logger.info("per-AU loss weights (%s): %s", report["scheme"], report["weights"])
+    if training_args.should_save:
+        Path(training_args.output_dir).mkdir(parents=True, exist_ok=True)
+        write_json(Path(training_args.output_dir) / LOSS_WEIGHTS_FILE, report)
+    return AUMLTTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=splits["train"].with_transform(
+            TrainTransform(image_processor, config, training_args.seed, epoch_state)
+        ),
+        eval_dataset=splits["eval"].with_transform(EvalTransform(image_processor)),
+        data_collator=AUCollator(config.mixup_alpha, training_args.seed, epoch_state),
+        compute_metrics=make_compute_metrics(label_names),
+        callbacks=[AugmentationEpochCallback(epoch_state)],
+        loss_weights=None if training_args.loss_weighting == "none" else weights,
+        loss_weighting=training_args.loss_weighting,
+        dice_weight=training_args.dice_weight,
+        loss_report=report,
+    )
+
+
+def prefixed(scores: dict, prefix: str) -> dict:
+    """`scores` with every key prefixed: `mean_f1` -> `<prefix>_mean_f1`."""
+    return {f"{prefix}_{key}": value for key, value in scores.items()}
+
+
+def split_probabilities(trainer: AUMLTTrainer, dataset, prefix: str) -> tuple[dict, np.ndarray, np.ndarray]:
+    """The Trainer's `<prefix>_*` metrics (logged), probabilities (N, L) and labels (N, L) of a transformed split."""
+    prediction = trainer.predict(dataset, metric_key_prefix=prefix)
+    trainer.log(prediction.metrics)
+    probs = 1.0 / (1.0 + np.exp(-prediction.predictions.astype(np.float64)))  # (N, L)
+    return prediction.metrics, probs, prediction.label_ids
+
+
+def video_columns(split) -> tuple[list | None, list | None]:
+    """The `video_id` and `frame` columns of an untransformed split, or (None, None) without them."""
+    if {"video_id", "frame"} <= set(split.column_names):
+        return list(split["video_id"]), list(split["frame"])
+    return None, None
+
+
+def postprocessed_scores(probs, labels, split, thresholds, window: int | None, label_names: list[str]) -> dict:
+    """`au_scores` of `probs` (N, L) at `thresholds` after a moving average over `window` frames of each video
+    of the untransformed `split` (None: none)."""
+    video_ids, frames = video_columns(split)
+    if window and video_ids is None:
+        raise ValueError(
+            f"smoothing over {window} frames needs video_id and frame columns; found {split.column_names}"
+        )
+    return au_scores(smooth_probabilities(probs, video_ids, window, frames), labels, thresholds, label_names)
+
+
+def tuned_results(trainer: AUMLTTrainer, evaluation, label_names: list[str], tune: bool) -> dict:
+    """Validation scores at 0.5 (`eval_*`) and, when `tune`, at tuned thresholds and window (`tuned_*`), with
+    the AUs whose threshold the guard kept at 0.5 (`threshold_fallback`, see `evaluation.tune_thresholds`).
+
+    `evaluation` is the untransformed evaluation split, read for its `video_id` and `frame` columns.
+    """
+    metrics, probs, labels = split_probabilities(trainer, trainer.eval_dataset, "eval")
+    # Precision and recall at 0.5 complete the Trainer's pooled F1 (the same counts, so the same F1).
+    at_half = prefixed(au_scores(probs, labels, None, label_names), "eval")
+    results = {"eval": {**metrics, **at_half}, "thresholds": None, "smoothing_window": None}
+    if not tune:
+        return results
+    video_ids, frames = video_columns(evaluation)
+    window = None if video_ids is None else tune_smoothing_window(probs, labels, video_ids, frames=frames)
+    thresholds, fell_back = guarded_thresholds(smooth_probabilities(probs, video_ids, window, frames), labels)
+    tuned = postprocessed_scores(probs, labels, evaluation, thresholds, window, label_names)
+    results.update(
+        thresholds=thresholds,
+        smoothing_window=window,
+        tuned=prefixed(tuned, "tuned"),
+        threshold_fallback=[label_names[index] for index in fell_back],
+    )
+    return results
+
+
+def held_out_scores(trainer: AUMLTTrainer, test, label_names: list[str], results: dict) -> dict:
+    """Scores of the untransformed `test` split at 0.5 (`test_*`) and, when `results` (`tuned_results`) hold
+    tuned settings, at those validation-tuned thresholds and window (`test_tuned_*`)."""
+    transformed = test.with_transform(EvalTransform(image_processor_for(trainer.model.config)))
+    metrics, probs, labels = split_probabilities(trainer, transformed, "test")
+    scores = {**metrics, **prefixed(au_scores(probs, labels, None, label_names), "test")}
+    if results["thresholds"] is not None:
+        window = results["smoothing_window"]
+        tuned = postprocessed_scores(probs, labels, test, results["thresholds"], window, label_names)
+        scores.update(prefixed(tuned, "test_tuned"))
+    return scores
+
+
+def eval_results_content(
+    results: dict, label_names: list[str], dataset: str, split: str, test_split: str | None
+) -> dict:
+    """`eval_results.json`: the Trainer's `eval_*` metrics (0.5), `tuned_*` scores and the tuned settings, the
+    guard's fallbacks, then `test_split` (None when no test split was scored) and its `test_*` / `test_tuned_*`."""
+    content = {"dataset": dataset, "split": split, **results["eval"], **results.get("tuned", {})}
+    if results["thresholds"] is not None:
+        content["thresholds"] = dict(zip(label_names, results["thresholds"]))
+        content.update(threshold_fallback=results["threshold_fallback"], threshold_guard_margin=GUARD_MARGIN)
+    content["smoothing_window"] = results["smoothing_window"]
+    return content | {"test_split": test_split} | results.get("test", {})
+
+
+def write_hub_folder(trainer: AUMLTTrainer, output_dir: Path, card: str, eval_results: dict) -> None:
+    """Model folder (`save_for_hub`, atomic), then `eval_results.json` and `README.md`, then the trainer state.
+
+    An earlier run's card and results are removed first: a folder with a card is always a finished one.
+    """
+    for name in ("README.md", EVAL_RESULTS_FILE):
+        (output_dir / name).unlink(missing_ok=True)
+    save_for_hub(trainer.model, output_dir)
+    write_json(output_dir / EVAL_RESULTS_FILE, eval_results)
+    with atomic_output(output_dir / "README.md") as temporary:
+        temporary.write_text(card, encoding="utf-8")
+    trainer.save_state()
+
+
+def dataset_description(data_args: DataArguments) -> dict:
+    """Name and kind of the training data, for the model card and `eval_results.json`."""
+    if data_args.dataset_name:
+        return {"hub_id": data_args.dataset_name, "name": data_args.dataset_name}
+    if data_args.dataset_dir:
+        return {"hub_id": None, "name": Path(data_args.dataset_dir).name}
+    return {"hub_id": None, "name": "synthetic-abaw"}
+
+
+def run(model_args: ModelArguments, data_args: DataArguments, training_args) -> dict:
+    """Train, evaluate, tune and write the Hub-ready folder; returns the results (see `tuned_results`), with
+    the test split's scores under `test` (`held_out_scores`) when it was scored."""
+    push, training_args.push_to_hub = training_args.push_to_hub, False  # Trainer would contact the Hub when built
+    if push and not training_args.hub_model_id:
+        raise ValueError("--push_to_hub needs --hub_model_id (e.g. your-org/au-mlt)")
+    if training_args.label_smoothing_factor:
+        raise ValueError(
+            "--label_smoothing_factor is not used by the AU loss; use --label_smoothing (annotated entries only)"
+        )
+    set_seed(training_args.seed)  # the random initialisation must be reproducible too
+    splits = load_splits(data_args, training_args)
+    label_names = dataset_label_names(splits["train"], data_args)
+    model = build_model(model_args, label_names, data_args.image_size)
+    trainer = build_trainer(model, splits, label_names, data_args, training_args)
+    train_output = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    trainer.log_metrics("train", train_output.metrics)
+    results = tuned_results(trainer, splits["eval"], label_names, training_args.tune_postprocessing)
+    if "test" in splits:
+        results["test"] = held_out_scores(trainer, splits["test"], label_names, results)
+    trainer.model.config.thresholds = results["thresholds"]
+    trainer.model.config.smoothing_window = results["smoothing_window"]
+    if not trainer.is_world_process_zero():
+        return results
+    dataset = dataset_description(data_args)
+    test_split = data_args.test_split if "test" in splits else None
+    eval_results = eval_results_content(results, label_names, dataset["name"], data_args.eval_split, test_split)
+    print(results_table(eval_results, label_names))
+    num_rows = {split: len(rows) for split, rows in splits.items()}
+    training = training_summary(
+        training_args,
+        data_args,
+        train_output.metrics,
+        trainer.state.global_step,
+        num_rows,
+        trainer.loss_report["no_positive"],
+    )
+    card = render_model_card(
+        trainer.model.config, eval_results, dataset=dataset, training=training, repo_id=training_args.hub_model_id
+    )
+    output_dir = Path(training_args.output_dir)
+    write_hub_folder(trainer, output_dir, card, eval_results)
+    print(f"wrote the Hub-ready model folder {output_dir.resolve()}")
+    if push:
+        private = bool(training_args.hub_private_repo)
+        print(f"pushed to {push_model_folder(output_dir, training_args.hub_model_id, private=private)}")
+    return results

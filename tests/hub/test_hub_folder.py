@@ -1,0 +1,149 @@
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from model_fixtures import random_pixels, tiny_config
+from PIL import Image
+from safetensors.torch import load_file, save_file
+from transformers import AutoConfig, AutoModel, AutoModelForImageClassification, pipeline
+
+from modeling_au_mlt import AUMLTConfig, AUMLTModel
+from modeling_au_mlt.hub.folder import image_processor_for, save_for_hub
+
+REMOTE_LOAD = """
+import json, sys
+# As on a machine without this package (CI installs it editable): every import of it fails.
+sys.modules["modeling_au_mlt"] = None
+import torch
+from safetensors.torch import load_file
+from transformers import AutoModel, AutoModelForImageClassification
+folder = sys.argv[1]
+pixels = load_file(sys.argv[2])["pixels"]
+rows = {}
+for auto in (AutoModel, AutoModelForImageClassification):
+    model = auto.from_pretrained(folder, trust_remote_code=True).eval()
+    assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
+    with torch.no_grad():
+        rows[auto.__name__] = model(pixels).logits.tolist()
+print(json.dumps(rows))
+"""
+
+
+@pytest.fixture(scope="module", params=["patch", "conv"])
+def saved_folder(request, tmp_path_factory):
+    """A saved model with each encoder stem; the conv stem's BatchNorm statistics moved off their defaults."""
+    torch.manual_seed(0)
+    model = AUMLTModel(tiny_config(thresholds=[0.4] * 12, encoder_stem=request.param))
+    with torch.no_grad():
+        model.train()(random_pixels(4, seed=5))
+    model.eval()
+    folder = save_for_hub(model, tmp_path_factory.mktemp("hub") / "au-mlt")
+    return model, folder
+
+
+def test_folder_has_code_weights_processor_and_auto_map(saved_folder):
+    _, folder = saved_folder
+    names = {path.name for path in folder.iterdir()}
+    assert {
+        "config.json",
+        "model.safetensors",
+        "preprocessor_config.json",
+        "configuration_au_mlt.py",
+        "modeling_au_mlt.py",
+    } <= names
+    auto_map = json.loads((folder / "config.json").read_text())["auto_map"]
+    assert auto_map == {
+        "AutoConfig": "configuration_au_mlt.AUMLTConfig",
+        "AutoModel": "modeling_au_mlt.AUMLTModel",
+        "AutoModelForImageClassification": "modeling_au_mlt.AUMLTModel",
+    }
+    processor = json.loads((folder / "preprocessor_config.json").read_text())
+    assert processor["size"] == {"height": 32, "width": 32} and processor["image_mean"] == [0.5] * 3
+
+
+def test_safetensors_keys_equal_state_dict_keys(saved_folder):
+    model, folder = saved_folder
+    weights = load_file(folder / "model.safetensors")
+    fresh = AUMLTModel(model.config)
+    result = fresh.load_state_dict(weights, strict=False)
+    assert result.missing_keys == [] and result.unexpected_keys == []
+    for name, tensor in model.state_dict().items():
+        torch.testing.assert_close(fresh.state_dict()[name], tensor, rtol=0, atol=0)
+
+
+def test_round_trip_through_from_pretrained_and_auto_classes(saved_folder):
+    model, folder = saved_folder
+    pixels = random_pixels(2)
+    expected = model(pixels).logits
+    for loader in (AUMLTModel, AutoModel, AutoModelForImageClassification):
+        loaded = loader.from_pretrained(folder).eval()
+        assert isinstance(loaded, AUMLTModel)
+        torch.testing.assert_close(loaded(pixels).logits, expected, rtol=0, atol=0)
+    config = AutoConfig.from_pretrained(folder)
+    assert isinstance(config, AUMLTConfig) and config.thresholds == [0.4] * 12
+
+
+def test_remote_code_loads_without_the_package(saved_folder, tmp_path):
+    model, folder = saved_folder
+    pixels = random_pixels(2)
+    save_file({"pixels": pixels}, tmp_path / "pixels.safetensors")
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    env.update(HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules"))
+    completed = subprocess.run(
+        [sys.executable, "-c", REMOTE_LOAD, str(folder), str(tmp_path / "pixels.safetensors")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert completed.returncode == 0, completed.stderr
+    rows = json.loads(completed.stdout.strip().splitlines()[-1])
+    expected = model(pixels).logits
+    for auto_name in ("AutoModel", "AutoModelForImageClassification"):
+        torch.testing.assert_close(torch.tensor(rows[auto_name]), expected, rtol=0, atol=0)
+
+
+def test_image_classification_pipeline_scores_every_au(saved_folder):
+    model, folder = saved_folder
+    classifier = pipeline("image-classification", model=str(folder), trust_remote_code=True)
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (48, 40, 3), dtype=np.uint8))
+    results = classifier(image, top_k=model.config.num_labels)
+    assert sorted(row["label"] for row in results) == sorted(model.config.label_names)
+    pixels = image_processor_for(model.config)(image, return_tensors="pt").pixel_values
+    expected = dict(zip(model.config.label_names, torch.sigmoid(model(pixels).logits)[0].tolist()))
+    for row in results:
+        assert row["score"] == pytest.approx(expected[row["label"]], abs=1e-5)
+
+
+def test_save_for_hub_replaces_outputs_but_keeps_other_files(tmp_path):
+    target = tmp_path / "run"
+    target.mkdir()
+    (target / "trainer_state.json").write_text("{}")
+    (target / "model.safetensors").write_text("stale")
+    save_for_hub(AUMLTModel(tiny_config()), target)
+    assert (target / "trainer_state.json").read_text() == "{}"
+    assert load_file(target / "model.safetensors")
+    assert [path.name for path in tmp_path.iterdir()] == ["run"]
+
+
+def test_failed_save_leaves_no_folder(tmp_path, monkeypatch):
+    model = AUMLTModel(tiny_config())
+    monkeypatch.setattr(
+        AUMLTModel, "save_pretrained", lambda *args, **kwargs: (_ for _ in ()).throw(OSError("disk full"))
+    )
+    with pytest.raises(OSError, match="disk full"):
+        save_for_hub(model, tmp_path / "run")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_device_map_loading_places_every_weight(saved_folder):
+    model, folder = saved_folder
+    loaded = AUMLTModel.from_pretrained(folder, device_map="auto").eval()
+    assert set(loaded._no_split_modules) == {"ViTEmbeddings", "ViTLayer", "AUMLTDecoderLayer"}
+    assert {parameter.device.type for parameter in loaded.parameters()} == {"cpu"}
+    pixels = random_pixels(1)
+    torch.testing.assert_close(loaded(pixels).logits, model(pixels).logits, rtol=0, atol=0)
