@@ -9,6 +9,10 @@ This file is shipped next to the weights as remote code: it imports only `transf
 
 from transformers import PreTrainedConfig, ViTConfig
 
+# Label value of an entry nobody annotated (ABAW's -1): ignored by the loss and the metric.
+NOT_ANNOTATED = -1
+# Decision threshold of every label whose tuned threshold is not stored in `AUMLTConfig.thresholds`.
+DEFAULT_THRESHOLD = 0.5
 ABAW_AUS = ("AU1", "AU2", "AU4", "AU6", "AU7", "AU10", "AU12", "AU15", "AU23", "AU24", "AU25", "AU26")
 HEAD_TYPES = ("shared", "per_label")
 DECODER_INITIALIZERS = ("glorot", "normal")
