@@ -4,7 +4,7 @@ For frames of the synthetic benchmark's held-out test videos (validation videos 
 split), each AU token's last-decoder-layer cross-attention (heads averaged, the ViT CLS token dropped, the rest
 renormalised to sum 1 over the patches) is spread evenly over each patch's pixels in the saved frame; its
 share inside that AU's region (`regions.json` from `make_synthetic_abaw`, mapped to the frame by
-`synthetic.region_masks`) is compared with the region's share of the image, which is what uniform attention
+`synthetic.tree.region_masks`) is compared with the region's share of the image, which is what uniform attention
 would put there. Each AU is scored on the frames where it is present (its label is 1). A lift above 1 means
 the token attends to its region more than chance.
 
@@ -24,6 +24,7 @@ from PIL import Image
 
 from benchmarks.common import markdown_table, report
 from modeling_au_mlt import AUMLTModel
+from modeling_au_mlt.atomic_io import save_figure
 from modeling_au_mlt.data.abaw import SplitCounts, VideoJob, video_rows
 from modeling_au_mlt.hub.folder import image_processor_for
 from modeling_au_mlt.synthetic.tree import SPLITS, TEST_SPLIT, region_masks
@@ -127,7 +128,7 @@ def attention_shares(model_dir: Path, tree: Path, max_frames: int, batch_size: i
     }
 
 
-def save_figure(per_au: dict, path: Path) -> None:
+def regions_figure(per_au: dict):
     """Grouped bars per AU: attention share inside the region vs the region's share of the image."""
     names = list(per_au)
     positions = np.arange(len(names))
@@ -149,11 +150,7 @@ def save_figure(per_au: dict, path: Path) -> None:
     axes.set_title("Last-layer cross-attention vs AU regions (synthetic held-out frames where the AU is present)")
     axes.legend(fontsize=8)
     figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    figure.savefig(temporary, dpi=110)
-    plt.close(figure)
-    temporary.replace(path)
+    return figure
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -170,7 +167,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     result = attention_shares(Path(args.model_dir), Path(args.synthetic_tree), args.max_frames, args.batch_size)
-    save_figure(result["per_au"], Path(args.figure))
+    figure = regions_figure(result["per_au"])
+    save_figure(figure, args.figure, dpi=110)
+    plt.close(figure)
     rows = [
         [name, stats["frames_present"], stats["attention_inside"], stats["region_share"], stats["lift"]]
         for name, stats in result["per_au"].items()

@@ -1,7 +1,7 @@
 """Section 5: learning quality of AU-MLT and its alternatives, trained with the main job's recipe.
 
-Every variant trains with the project's training library (`training.load_splits`, `build_model`,
-`build_trainer`) and the main job's settings (`training_args.DEFAULT_JOB`: encoder, stem, optimiser, schedule,
+Every variant trains with the project's training library (`training.run.load_splits`, `build_model`,
+`build_trainer`) and the main job's settings (`training.arguments.DEFAULT_JOB`: encoder, stem, optimiser, schedule,
 augmentation, loss) on the same synthetic ABAW data (train / validation / held-out test identities), for the
 same number of optimizer steps and the same seeds; only the named part differs:
 
@@ -14,7 +14,7 @@ same number of optimizer steps and the same seeds; only the named part differs:
 - (f) `pre_norm`: (a) with pre-norm decoder layers (`decoder_norm_first`), a departure from eqs. 5-7.
 
 Reported per run: validation mean F1 at 0.5, test mean F1 at 0.5 and at the per-AU thresholds (and smoothing
-window) tuned on validation, with and without the threshold guard (`evaluation.GUARD_MARGIN`), and each AU's
+window) tuned on validation, with and without the threshold guard (`evaluation.tuning.GUARD_MARGIN`), and each AU's
 test F1 at 0.5; per variant the mean +- std over seeds and the per-seed differences from (a). The data (the
 `make_synthetic_abaw` tree and its `prepare_abaw` conversion) is written once under `--work_dir` and reused,
 and so is every finished run's `scores.json` (same settings), so an interrupted run resumes. The tree's
@@ -81,6 +81,11 @@ class BaselineViTConfig(ViTConfig):
     @property
     def vision_config(self) -> ViTConfig:
         return self
+
+    @property
+    def label_names(self) -> list[str]:
+        """Label names in output order, as `AUMLTConfig.label_names` gives them (the training library reads them)."""
+        return [self.id2label[index] for index in range(self.num_labels)]
 
 
 class MeanPoolLinear(nn.Module):
@@ -193,15 +198,13 @@ def run_scores(dataset: Path, work_dir: Path, variant: str, seed: int, args: arg
     return scores
 
 
-def unguarded_test_mean_f1(trainer, splits, label_names: list[str], results: dict) -> float:
+def unguarded_test_mean_f1(trainer, splits, results: dict) -> float:
     """Test mean F1 at thresholds tuned on validation without the guard (same smoothing window)."""
     _, probs, labels = split_probabilities(trainer, trainer.eval_dataset, "eval")
     video_ids, frames = video_columns(splits["eval"])
     smoothed = smooth_probabilities(probs, video_ids, results["smoothing_window"], frames)
     thresholds, _ = guarded_thresholds(smoothed, labels, margin=None)
-    return held_out_scores(trainer, splits["test"], label_names, {**results, "thresholds": thresholds})[
-        "test_tuned_mean_f1"
-    ]
+    return held_out_scores(trainer, splits["test"], {**results, "thresholds": thresholds})["test_tuned_mean_f1"]
 
 
 def train_and_score(
@@ -214,19 +217,19 @@ def train_and_score(
         raise ValueError(f"{dataset}: no labelled test split; rebuild --work_dir with --test_videos > 0")
     label_names = dataset_label_names(splits["train"], data_args)
     model = variant_model(variant, model_args, label_names, data_args.image_size, seed)
-    trainer = build_trainer(model, splits, label_names, data_args, training_args)
+    trainer = build_trainer(model, splits, data_args, training_args)
     trainer.remove_callback(PrinterCallback)  # one printed dict per run would drown the report
     trainer.train()
     if variant == REFERENCE and seed == args.paper_model_seed:
         trainer.model.save_pretrained(work_dir / PAPER_MODEL_DIR)
-    results = tuned_results(trainer, splits["eval"], label_names, tune=True)
-    test = held_out_scores(trainer, splits["test"], label_names, results)
+    results = tuned_results(trainer, splits["eval"], tune=True)
+    test = held_out_scores(trainer, splits["test"], results)
     per_au = {f"test_f1_{name}": test[f"test_f1_{name}"] for name in label_names}
     return {
         "eval_mean_f1": results["eval"]["eval_mean_f1"],
         "test_mean_f1": test["test_mean_f1"],
         "test_tuned_mean_f1": test["test_tuned_mean_f1"],
-        "test_unguarded_mean_f1": unguarded_test_mean_f1(trainer, splits, label_names, results),
+        "test_unguarded_mean_f1": unguarded_test_mean_f1(trainer, splits, results),
         **per_au,
     }
 

@@ -14,7 +14,7 @@ import numpy as np
 from transformers import EvalPrediction
 
 from modeling_au_mlt import ABAW_AUS
-from modeling_au_mlt.evaluation.tuning import make_compute_metrics
+from modeling_au_mlt.evaluation.metrics import AUComputeMetrics
 
 
 def batches(frames: int, batch_size: int, seed: int = 0):
@@ -31,7 +31,7 @@ def batches(frames: int, batch_size: int, seed: int = 0):
 
 def peak_batchwise(frames: int, batch_size: int) -> tuple[float, float, dict]:
     """Peak traced MiB, seconds and scores of batch-wise scoring."""
-    compute_metrics = make_compute_metrics(ABAW_AUS)
+    compute_metrics = AUComputeMetrics(ABAW_AUS)
     total = -(-frames // batch_size)
     tracemalloc.start()
     started = time.perf_counter()
@@ -51,7 +51,7 @@ def peak_one_shot(frames: int, batch_size: int) -> tuple[float, float, dict]:
     started = time.perf_counter()
     logits, labels = zip(*batches(frames, batch_size))
     prediction = EvalPrediction(predictions=np.concatenate(logits), label_ids=np.concatenate(labels))
-    scores = make_compute_metrics(ABAW_AUS)(prediction)
+    scores = AUComputeMetrics(ABAW_AUS)(prediction)
     seconds = time.perf_counter() - started
     peak = tracemalloc.get_traced_memory()[1] / 2**20
     tracemalloc.stop()

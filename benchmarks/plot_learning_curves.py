@@ -16,7 +16,7 @@ from pathlib import Path
 import matplotlib
 
 from benchmarks.common import markdown_table, report
-from modeling_au_mlt.inference.attention_maps import save_figure
+from modeling_au_mlt.atomic_io import save_figure
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)

@@ -1,4 +1,5 @@
-"""Atomic file output: a result appears under its final name only once it is completely written."""
+"""Atomic file output: a result (any file, JSON, a figure, a folder) appears under its final name only once it
+is completely written."""
 
 import json
 import os
@@ -23,10 +24,20 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
         temporary.unlink(missing_ok=True)
 
 
-def write_json(path: str | Path, data) -> Path:
-    """Write `data` as indented JSON at `path` atomically; returns the path."""
+def write_json(path: str | Path, data, *, compact: bool = False) -> Path:
+    """Write `data` as JSON at `path` atomically, indented with a final newline, or `compact` (one line without
+    spaces or final newline, for large machine-read files); returns the path."""
+    text = json.dumps(data, separators=(",", ":")) if compact else json.dumps(data, indent=2) + "\n"
     with atomic_output(path) as temporary:
-        temporary.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        temporary.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def save_figure(figure, path: str | Path, dpi: int = 100, **savefig_options) -> Path:
+    """Write a matplotlib `figure` at `path` atomically, in the format its suffix names (PNG without one);
+    returns the path."""
+    with atomic_output(path) as temporary:
+        figure.savefig(temporary, format=Path(path).suffix.lstrip(".") or "png", dpi=dpi, **savefig_options)
     return Path(path)
 
 

@@ -16,7 +16,8 @@ from datasets import DatasetDict, load_from_disk
 from transformers import AutoImageProcessor, AutoModel
 
 from modeling_au_mlt.evaluation.prediction import predict_split
-from modeling_au_mlt.evaluation.report import DEFAULT_WINDOWS, evaluation_report, report_table, write_report
+from modeling_au_mlt.evaluation.report import evaluation_report, report_table, write_report
+from modeling_au_mlt.evaluation.tuning import SMOOTHING_WINDOWS
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -35,7 +36,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--smoothing_windows",
         type=int,
         nargs="*",
-        default=list(DEFAULT_WINDOWS),
+        default=list(SMOOTHING_WINDOWS),
         help="moving-average windows tried by --tune_thresholds (default 5 7 ... 25; none: no smoothing)",
     )
     parser.add_argument(
@@ -57,11 +58,10 @@ def main(argv=None) -> None:
         raise SystemExit(f"{args.dataset_dir}: no split {args.split!r}; splits: {available}")
     model = AutoModel.from_pretrained(args.model, trust_remote_code=True).to(args.device)
     image_processor = AutoImageProcessor.from_pretrained(args.model)
-    label_names = [model.config.id2label[index] for index in range(model.config.num_labels)]
     predictions = predict_split(model, dataset[args.split], image_processor, batch_size=args.batch_size)
     report = evaluation_report(
         predictions,
-        label_names,
+        model.config.label_names,
         model_thresholds=model.config.thresholds,
         model_window=model.config.smoothing_window,
         tune=args.tune_thresholds,

@@ -11,6 +11,7 @@ is 1 if any input (or frame of a folder) failed.
 import argparse
 import sys
 
+from modeling_au_mlt.console_logging import configure_logging
 from modeling_au_mlt.inference.predictor import DEFAULT_ATTENTION_EVERY, AUPredictor, Prediction
 
 
@@ -47,6 +48,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    configure_logging()  # failures, warnings and the summary on stderr
     predictor = AUPredictor(args.model, device=args.device)
     prediction = Prediction(
         predictor,

@@ -7,6 +7,7 @@ python scripts/prepare_abaw.py --images_dir CROPPED_ALIGNED --annotations_dir AU
 import argparse
 import sys
 
+from modeling_au_mlt.console_logging import configure_logging
 from modeling_au_mlt.data.abaw import prepare_abaw
 from modeling_au_mlt.data.conversion import add_common_arguments, exit_code
 
@@ -26,6 +27,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    configure_logging(info_to_stdout=True)  # the report table on stdout, errors on stderr
     return exit_code(
         lambda: prepare_abaw(
             args.images_dir,

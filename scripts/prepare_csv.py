@@ -8,6 +8,7 @@ python scripts/prepare_csv.py --csv FRAMES.csv --output_dir OUT [--image_root DI
 import argparse
 import sys
 
+from modeling_au_mlt.console_logging import configure_logging
 from modeling_au_mlt.data.conversion import add_common_arguments, exit_code
 from modeling_au_mlt.data.tabular import prepare_csv
 
@@ -27,6 +28,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    configure_logging(info_to_stdout=True)  # the report table on stdout, errors on stderr
     return exit_code(
         lambda: prepare_csv(
             args.csv,

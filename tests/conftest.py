@@ -1,4 +1,5 @@
-"""Shared fixtures: offline Hub, a helper that runs the command-line scripts as users do."""
+"""Shared fixtures: offline Hub, the tiny AU-MLT configuration every test builds on, a helper that runs the
+command-line scripts as users do."""
 
 import os
 import subprocess
@@ -6,8 +7,33 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
+
+from modeling_au_mlt import AUMLTConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# The tiny encoder (a few thousand parameters, 32 px images, a 4 x 4 patch grid).
+TINY_VISION = dict(
+    hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, image_size=32, patch_size=8
+)
+NUM_TOKENS = 1 + (32 // 8) ** 2  # CLS + patches
+# The closest `scripts/train.py` arguments (its encoder width is a multiple of 64): one layer each side, 32 px.
+TINY_MODEL_ARGS = [
+    "--vision_preset",
+    "tiny",
+    "--vision_num_hidden_layers",
+    "1",
+    "--patch_size",
+    "8",
+    "--image_size",
+    "32",
+    "--decoder_layers",
+    "1",
+    "--decoder_attention_heads",
+    "2",
+    "--decoder_hidden_size",
+    "32",
+]
 # The model-folder and video fixtures, shared by the inference and hub tests.
 pytest_plugins = ("inference_helpers",)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -35,3 +61,14 @@ def run_script(script: str, *args, check: bool = True, env: dict | None = None, 
 @pytest.fixture
 def script_runner():
     return run_script
+
+
+def tiny_config(**overrides) -> AUMLTConfig:
+    """The tiny AU-MLT configuration (12 ABAW AUs unless `id2label` says otherwise); `overrides` are
+    `AUMLTConfig` fields."""
+    return AUMLTConfig(**{"vision_config": TINY_VISION, "decoder_attention_heads": 4, **overrides})
+
+
+def random_pixels(batch_size: int, seed: int = 0) -> torch.Tensor:
+    """Normal random pixel values (batch_size, 3, 32, 32) for the tiny encoder."""
+    return torch.randn(batch_size, 3, 32, 32, generator=torch.Generator().manual_seed(seed))

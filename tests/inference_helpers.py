@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_config
 from matplotlib import cbook
-from model_fixtures import tiny_config
 
 from benchmarks.bench_video import synthetic_face_frames, write_video
 from modeling_au_mlt import AUMLTModel

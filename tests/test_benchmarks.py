@@ -1,7 +1,6 @@
 """The benchmark scripts keep working (tiny settings) and their helpers compute what they claim.
 
-No timing is asserted: speed goals are checked by running the benchmarks, not by tests. The tiny runs of
-sections 2, 3, 5 and 6 take 25-40 s each and are marked slow (`pytest -m slow` runs them).
+No timing is asserted: speed goals are checked by running the benchmarks, not by tests.
 """
 
 import copy
@@ -10,6 +9,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_config
 from datasets import load_from_disk
 
 from benchmarks import (
@@ -24,10 +24,6 @@ from benchmarks import (
 from benchmarks.absorbed_attention import absorb_cross_attention
 from benchmarks.common import interleaved_rounds, markdown_table, median, spread, write_json
 from modeling_au_mlt import AUMLTConfig, AUMLTModel
-
-TINY_VISION = dict(
-    hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, image_size=32, patch_size=8
-)
 
 
 def test_interleaved_rounds_rotates_order_after_warmup():
@@ -71,7 +67,7 @@ def hand_counted_flops(config: AUMLTConfig, batch_size: int) -> int:
 
 
 def test_forward_flops_matches_hand_count():
-    config = AUMLTConfig(vision_config=TINY_VISION, decoder_attention_heads=4)
+    config = tiny_config()
     model = AUMLTModel(config).eval()
     assert bench_inference.forward_flops(model, torch.randn(3, 3, 32, 32)) == hand_counted_flops(config, 3)
 
@@ -163,7 +159,7 @@ def test_face_dataset_has_converter_columns():
 @pytest.mark.parametrize("training", [False, True])
 def test_absorbed_cross_attention_matches_the_model(training):
     torch.manual_seed(0)
-    model = AUMLTModel(AUMLTConfig(vision_config=TINY_VISION, decoder_attention_heads=4, decoder_dropout=0.0))
+    model = AUMLTModel(tiny_config(decoder_dropout=0.0))
     with torch.no_grad():  # non-zero biases, so dropping the key bias and moving the value bias are exercised
         for layer in model.layers:
             layer.cross_attn.k_proj.bias.normal_()

@@ -1,5 +1,5 @@
 import pytest
-from model_fixtures import TINY_VISION, tiny_config
+from conftest import TINY_VISION, tiny_config
 from transformers import ViTConfig
 
 from modeling_au_mlt import ABAW_AUS, AUMLTConfig

@@ -2,7 +2,7 @@ import math
 
 import pytest
 import torch
-from model_fixtures import NUM_TOKENS, TINY_VISION, random_pixels, tiny_config
+from conftest import NUM_TOKENS, TINY_VISION, random_pixels, tiny_config
 from transformers import ViTConfig, ViTModel
 
 from modeling_au_mlt import AUMLTModel, AUMLTOutput

@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT
-from tiny_au_data import TINY_MODEL_ARGS, write_tiny_dataset
+from conftest import REPO_ROOT, TINY_MODEL_ARGS
+from tiny_au_data import write_tiny_dataset
 
 PACKAGE = "modeling_au_mlt"
 # What setuptools needs to build: the package and the metadata files setup.cfg names.

@@ -4,7 +4,6 @@ Each AU owns one quadrant of a 32 px image: a bright square there means the AU i
 entries are -1 (not annotated). Rows carry `video_id` and `frame` like converted ABAW data.
 """
 
-import model_fixtures
 import numpy as np
 from datasets import Dataset, DatasetDict
 from PIL import Image
@@ -54,26 +53,3 @@ def write_tiny_dataset(
         splits["test"] = tiny_split(test_videos, frames, 2, "test")
     DatasetDict(splits).save_to_disk(str(path))
     return str(path)
-
-
-def tiny_config(**decoder):
-    """The shared tiny AU-MLT (`model_fixtures`) with one decoder layer over `AU_NAMES`."""
-    return model_fixtures.tiny_config(decoder_layers=1, id2label=dict(enumerate(AU_NAMES)), **decoder)
-
-
-TINY_MODEL_ARGS = [
-    "--vision_preset",
-    "tiny",
-    "--vision_num_hidden_layers",
-    "1",
-    "--patch_size",
-    "8",
-    "--image_size",
-    "32",
-    "--decoder_layers",
-    "1",
-    "--decoder_attention_heads",
-    "2",
-    "--decoder_hidden_size",
-    "32",
-]

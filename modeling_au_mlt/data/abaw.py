@@ -26,9 +26,10 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from .arrow_shards import ImageRow, image_row, parallel_map
+from ..configuration_au_mlt import NOT_ANNOTATED
+from ..parallel import parallel_map
+from .arrow_shards import ImageRow, image_row
 from .conversion import (
-    NOT_ANNOTATED,
     DataFormatError,
     SplitCounts,
     check_options,
@@ -122,7 +123,7 @@ def video_rows(
     images = frame_images(job.image_dir)
     kept = 0
     if job.label_path is None:
-        unlabelled = [NOT_ANNOTATED] * len(label_names)
+        unlabelled = [float(NOT_ANNOTATED)] * len(label_names)
         for frame in sorted(images):
             if counts.keeps_image(images[frame][1] > 0, frame, subsample):
                 kept += 1

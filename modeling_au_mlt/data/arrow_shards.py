@@ -8,10 +8,10 @@ parallel over shards with `num_proc` processes. Those files are the final `save_
 split folder gets the same `state.json` and `dataset_info.json` that `Dataset.save_to_disk` writes, so
 `datasets.load_from_disk` opens it, and no byte of image data is copied twice.
 
-Measured on a 200k-frame tree (benchmarks/bench_converter.py): `Dataset.from_generator` spent half its
-time in per-value Python encoding, and the `save_to_disk` copy afterwards read every shard through a
-memory map, so the parent's RSS grew with the data (450 MiB at 20k frames, 1.1 GiB at 200k). Building
-Arrow columns directly and writing the shards in place removes both.
+Why not `Dataset.from_generator` and `save_to_disk`: the first spends half its time in per-value Python
+encoding, and the copy afterwards reads every shard through a memory map, so the parent's memory grows with
+the data; building Arrow columns directly and writing the shards in place removes both (measurements in
+docs/benchmarks_converter.md).
 
 Schema (`features_for`): `image` (`Image()`, the source file's bytes unchanged), `labels` (fixed-length
 list of float32, one per AU, -1 kept), `video_id` (string), `frame` (int32, 1-based).
@@ -20,11 +20,10 @@ list of float32, one per AU, -1 kept), `video_id` (string), `frame` (int32, 1-ba
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import NamedTuple, TypeVar
+from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -34,9 +33,10 @@ from datasets.fingerprint import generate_random_fingerprint
 from datasets.utils.py_utils import asdict  # the variant save_to_disk uses: drops unset fields
 from tqdm.auto import tqdm
 
+from ..parallel import parallel_map
+
 BATCH_ROWS = 256  # rows per Arrow record batch: bounds a writer's memory to a few MB of image bytes
 MAX_SHARDS_PER_SPLIT = 64  # work units per split: enough for balance and progress, few enough files
-T, R = TypeVar("T"), TypeVar("R")
 # The Dataset attributes that `Dataset.save_to_disk` records in state.json (datasets 3.x to 5.x).
 SAVED_STATE_KEYS = ("_fingerprint", "_format_columns", "_format_kwargs", "_format_type", "_output_all_columns")
 
@@ -95,15 +95,6 @@ def shard_kwargs(gen_kwargs: dict, parts: int) -> list[dict]:
     parts = max(1, min(parts, len(items)))
     bounds = [len(items) * part // parts for part in range(parts + 1)]
     return [{**gen_kwargs, key: items[bounds[i] : bounds[i + 1]]} for i in range(parts)]
-
-
-def parallel_map(function: Callable[[T], R], tasks: Sequence[T], num_proc: int) -> Iterator[R]:
-    """`function` over `tasks` in order, in `num_proc` worker processes when that helps (else in this one)."""
-    if num_proc > 1 and len(tasks) > 1:
-        with multiprocessing.Pool(min(num_proc, len(tasks))) as pool:
-            yield from pool.imap(function, tasks)
-    else:
-        yield from map(function, tasks)
 
 
 def write_shard(task: tuple[Callable[..., Iterable[ImageRow]], dict, str, Features]) -> int:

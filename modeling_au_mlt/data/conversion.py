@@ -26,9 +26,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import shutil
-import sys
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -38,11 +38,11 @@ import numpy as np
 from datasets import Dataset, DatasetDict, DatasetInfo, config, load_from_disk
 from huggingface_hub import HfApi
 
-from ..atomic_io import replace_dir
+from ..atomic_io import replace_dir, write_json
+from ..configuration_au_mlt import NOT_ANNOTATED
 from .arrow_shards import features_for, write_split
 
-NOT_ANNOTATED = -1.0
-LABEL_VALUES = {"-1": -1.0, "0": 0.0, "1": 1.0}
+LABEL_VALUES = {str(NOT_ANNOTATED): float(NOT_ANNOTATED), "0": 0.0, "1": 1.0}
 ON_ERROR_CHOICES = ("raise", "skip")
 REPORT_FILE = "prepare_report.json"
 PENDING_ROWS = 4096  # kept label rows buffered before they are summed
@@ -50,6 +50,8 @@ LABEL_NAMES_FILE = "label_names.json"
 _DESCRIPTION_KEY = "label_names: "
 # Files that mark a folder as an earlier output of this converter (and so safe to replace).
 _OUTPUT_MARKERS = (REPORT_FILE, config.DATASETDICT_JSON_FILENAME)
+
+logger = logging.getLogger(__name__)
 
 
 class DataFormatError(ValueError):
@@ -91,7 +93,7 @@ def parse_label_cells(
     for name, cell in zip(label_names, cells):
         text = cell.strip()
         if text == "" and empty_is_unannotated:
-            values.append(NOT_ANNOTATED)
+            values.append(float(NOT_ANNOTATED))
         elif text in LABEL_VALUES:
             values.append(LABEL_VALUES[text])
         else:
@@ -252,7 +254,7 @@ def write_dataset_dict(
                 raise RuntimeError(f"{split}: wrote {written} rows but counted {expected}; did the source change?")
         (complete / config.DATASETDICT_JSON_FILENAME).write_text(json.dumps({"splits": list(split_gen_kwargs)}))
         (complete / LABEL_NAMES_FILE).write_text(json.dumps(list(label_names)) + "\n")
-        (complete / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")
+        write_json(complete / REPORT_FILE, report)
         replace_dir(complete, output_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -324,19 +326,18 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def exit_code(convert: Callable[[], dict]) -> int:
-    """Run a converter for a command line: 0 on success, 1 with the error on stderr for bad input or upload."""
+    """Run a converter for a command line: 0 on success, 1 with the error logged for bad input or upload."""
     try:
         convert()
     except (DataFormatError, HubPushError, FileNotFoundError, FileExistsError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        logger.error("%s", error)
         return 1
     return 0
 
 
 def finish(output_dir: Path, report: dict, push_to_hub: str | None) -> dict:
-    """Print the report table and upload if asked; returns the report."""
-    print(report_table(report))
-    print(f"wrote {output_dir}")
+    """Log the report table and where the dataset is, then upload if asked; returns the report."""
+    logger.info("%s\nwrote %s", report_table(report), output_dir)
     if push_to_hub:
         push_dataset_dict(output_dir, push_to_hub)
     return report

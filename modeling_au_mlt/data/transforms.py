@@ -20,7 +20,8 @@ import torch
 from PIL import Image
 from transformers import TrainerCallback
 
-NOT_ANNOTATED = -1.0
+from ..configuration_au_mlt import NOT_ANNOTATED
+
 KEY_COLUMN = "sample_key"
 
 

@@ -1,4 +1,4 @@
-"""Figures of an evaluation: per-AU F1 bar chart (threshold 0.5 vs tuned) and precision-recall curves.
+"""Figures of an evaluation: per-AU F1 bar chart (default threshold vs tuned) and precision-recall curves.
 
 Figures are drawn on matplotlib's Agg canvas (no display needed) and written atomically as PNG.
 """
@@ -11,23 +11,17 @@ import numpy as np
 from matplotlib.figure import Figure
 from sklearn.metrics import precision_recall_curve
 
-from ..atomic_io import atomic_output
+from ..atomic_io import save_figure
+from ..configuration_au_mlt import DEFAULT_THRESHOLD, NOT_ANNOTATED
 
 _COLUMNS = 4
-
-
-def _save_png(figure: Figure, path: str | Path) -> Path:
-    """Write `figure` as a PNG at `path` atomically; returns the path."""
-    with atomic_output(path) as temporary:
-        figure.savefig(temporary, format="png", dpi=100, bbox_inches="tight")
-    return Path(path)
 
 
 def f1_bar_chart(
     label_names: Sequence[str], default_scores: dict[str, float], path: str | Path, tuned_scores: dict | None = None
 ) -> Path:
-    """Bar chart of per-AU F1 at threshold 0.5 (and with tuned post-processing when given) at `path`."""
-    series = {"threshold 0.5": default_scores} | ({"tuned": tuned_scores} if tuned_scores else {})
+    """Bar chart of per-AU F1 at `DEFAULT_THRESHOLD` (and with tuned post-processing when given) at `path`."""
+    series = {f"threshold {DEFAULT_THRESHOLD}": default_scores} | ({"tuned": tuned_scores} if tuned_scores else {})
     positions = np.arange(len(label_names))
     width = 0.8 / len(series)
     figure = Figure(figsize=(max(6.0, 0.7 * len(label_names)), 4.0))
@@ -41,7 +35,7 @@ def f1_bar_chart(
     axes.set_ylabel("F1")
     axes.set_title("Per-AU F1")
     axes.legend(loc="upper right")
-    return _save_png(figure, path)
+    return save_figure(figure, path, bbox_inches="tight")
 
 
 def pr_curves(
@@ -52,13 +46,13 @@ def pr_curves(
     operating_points: dict[str, dict[str, float]],
 ) -> Path:
     """One precision-recall curve per AU of `probs` (annotated frames only) at `path`, with the points
-    of `operating_points` (name -> scores with `precision_<AU>` / `recall_<AU>`, e.g. 0.5 and tuned)."""
+    of `operating_points` (name -> scores with `precision_<AU>` / `recall_<AU>`, e.g. the default and tuned)."""
     rows = math.ceil(len(label_names) / _COLUMNS)
     columns = min(len(label_names), _COLUMNS)
     figure = Figure(figsize=(3.0 * columns, 3.0 * rows))
     for index, name in enumerate(label_names):
         axes = figure.add_subplot(rows, columns, index + 1)
-        annotated = labels[:, index] != -1
+        annotated = labels[:, index] != NOT_ANNOTATED
         truth = labels[annotated, index] == 1
         axes.set_title(name)
         axes.set_xlim(0.0, 1.0)
@@ -74,4 +68,4 @@ def pr_curves(
             axes.plot(scores[f"recall_{name}"], scores[f"precision_{name}"], marker, label=point)
         axes.legend(loc="lower left", fontsize="small")
     figure.tight_layout()
-    return _save_png(figure, path)
+    return save_figure(figure, path, bbox_inches="tight")

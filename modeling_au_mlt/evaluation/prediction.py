@@ -48,7 +48,7 @@ def predict_split(
     if labels is not None and labels.shape != (len(dataset), num_labels):
         raise ValueError(
             f"dataset: `labels` has shape {labels.shape} but the model predicts {num_labels} labels "
-            f"({', '.join(map(str, model.config.id2label.values()))}) per row"
+            f"({', '.join(model.config.label_names)}) per row"
         )
     model.eval()
     parameter = next(model.parameters())

@@ -1,5 +1,6 @@
-"""Evaluation report of a model on a split: scores at 0.5, with the model's own post-processing, and
-tuned (per-AU thresholds and the video smoothing window); printed as a table, saved as JSON and PNGs.
+"""Evaluation report of a model on a split: scores at the default threshold (0.5), with the model's own
+post-processing, and tuned (per-AU thresholds and the video smoothing window, `tuning.tune_post_processing`);
+a table for printing, saved as JSON and PNGs.
 """
 
 from collections.abc import Sequence
@@ -8,12 +9,14 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic_io import write_json
+from ..configuration_au_mlt import DEFAULT_THRESHOLD, NOT_ANNOTATED
+from .metrics import au_scores
 from .plots import f1_bar_chart, pr_curves
 from .prediction import SplitPredictions
-from .tuning import au_scores, smooth_probabilities, tune_post_processing
+from .tuning import SMOOTHING_WINDOWS, smooth_probabilities, tune_post_processing
 
-DEFAULT_WINDOWS = tuple(range(5, 26, 2))
-SECTION_TITLES = {"threshold_0.5": "at 0.5", "model_config": "model cfg", "tuned": "tuned"}
+DEFAULT_SECTION = f"threshold_{DEFAULT_THRESHOLD}"
+SECTION_TITLES = {DEFAULT_SECTION: f"at {DEFAULT_THRESHOLD}", "model_config": "model cfg", "tuned": "tuned"}
 
 
 def _section(predictions: SplitPredictions, label_names, thresholds, window: int | None) -> dict:
@@ -30,10 +33,10 @@ def _section(predictions: SplitPredictions, label_names, thresholds, window: int
 
 def _tuned_section(predictions: SplitPredictions, label_names, windows: Sequence[int]) -> dict:
     """Window (when the split has videos) and thresholds tuned on this split, and their scores."""
-    window, thresholds = tune_post_processing(
+    tuned = tune_post_processing(
         predictions.probabilities, predictions.labels, predictions.video_ids, windows, predictions.frames
     )
-    return _section(predictions, label_names, thresholds, window)
+    return _section(predictions, label_names, tuned.thresholds, tuned.smoothing_window)
 
 
 def evaluation_report(
@@ -42,16 +45,16 @@ def evaluation_report(
     model_thresholds: Sequence[float] | None = None,
     model_window: int | None = None,
     tune: bool = False,
-    windows: Sequence[int] = DEFAULT_WINDOWS,
+    windows: Sequence[int] = SMOOTHING_WINDOWS,
 ) -> dict:
-    """Scores of `predictions` at threshold 0.5, with the model's stored post-processing (when it has
+    """Scores of `predictions` at `DEFAULT_THRESHOLD`, with the model's stored post-processing (when it has
     any), and tuned on this split (when `tune`); plus per-AU annotated and positive frame counts."""
     if predictions.labels is None:
         raise ValueError("the split has no `labels` column: nothing to score against")
     labels = predictions.labels
     if model_window is not None and predictions.video_ids is None:
         raise ValueError("the model smooths over videos (smoothing_window) but the split has no `video_id` column")
-    results = {"threshold_0.5": _section(predictions, label_names, None, None)}
+    results = {DEFAULT_SECTION: _section(predictions, label_names, None, None)}
     if model_thresholds is not None or model_window is not None:
         results["model_config"] = _section(predictions, label_names, model_thresholds, model_window)
     if tune:
@@ -59,7 +62,7 @@ def evaluation_report(
     return {
         "num_frames": int(len(labels)),
         "label_names": list(label_names),
-        "annotated_frames": dict(zip(label_names, (labels != -1).sum(axis=0).tolist())),
+        "annotated_frames": dict(zip(label_names, (labels != NOT_ANNOTATED).sum(axis=0).tolist())),
         "positive_frames": dict(zip(label_names, (labels == 1).sum(axis=0).tolist())),
         "results": results,
     }
@@ -83,9 +86,8 @@ def report_table(report: dict) -> str:
     lines += ["-" * len(header), f"{'mean':<8}{report['num_frames']:>8}{means}"]
     for name, section in sections.items():
         if section["thresholds"] is not None or section["smoothing_window"] is not None:
-            thresholds = (
-                "0.5" if section["thresholds"] is None else " ".join(f"{t:.2f}" for t in section["thresholds"])
-            )
+            thresholds = section["thresholds"]
+            thresholds = str(DEFAULT_THRESHOLD) if thresholds is None else " ".join(f"{t:.2f}" for t in thresholds)
             lines.append(f"{name}: thresholds {thresholds}; smoothing window {section['smoothing_window']}")
     return "\n".join(lines)
 
@@ -105,7 +107,7 @@ def write_report(report: dict, predictions: SplitPredictions, json_path: str | P
     sections = report["results"]
     names = report["label_names"]
     f1_bar_chart(
-        names, sections["threshold_0.5"]["scores"], paths["f1_bar_chart"], sections.get("tuned", {}).get("scores")
+        names, sections[DEFAULT_SECTION]["scores"], paths["f1_bar_chart"], sections.get("tuned", {}).get("scores")
     )
     points = {SECTION_TITLES[name]: section["scores"] for name, section in sections.items()}
     pr_curves(np.asarray(predictions.probabilities), predictions.labels, names, paths["pr_curves"], points)

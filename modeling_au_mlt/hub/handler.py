@@ -43,9 +43,8 @@ class EndpointHandler:
     def __init__(self, path: str = ""):
         self.model = AutoModel.from_pretrained(path, trust_remote_code=True, dtype=torch.float32).eval()
         self.processor = AutoImageProcessor.from_pretrained(path)
-        config = self.model.config
-        self.labels = [config.id2label[index] for index in range(config.num_labels)]
-        self.thresholds = list(config.thresholds) if config.thresholds is not None else [0.5] * config.num_labels
+        self.labels = self.model.config.label_names
+        self.thresholds = self.model.config.decision_thresholds()
 
     @torch.inference_mode()
     def __call__(self, data: dict[str, Any]) -> list[dict[str, Any]] | list[list[dict[str, Any]]]:

@@ -4,22 +4,19 @@
 one map per AU over the ViT's patch grid: averaged over heads, ViT CLS token dropped. `attention_figure`
 overlays those maps on the face crop, one panel per AU titled with its probability; `timeline_figure`
 draws each AU's probability over time, one row per AU. Figures are plain matplotlib `Figure`s drawn with
-the Agg canvas (no pyplot, no display needed); `save_figure` writes them atomically.
+the Agg canvas (no pyplot, no display needed); `atomic_io.save_figure` writes them atomically.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-
-from ..atomic_io import atomic_output
 
 PANEL_COLUMNS = 7
 PANEL_INCHES = 1.6
@@ -156,10 +153,3 @@ def timeline_figure(
         figure.suptitle(title, fontsize=9)
     figure.tight_layout()
     return figure
-
-
-def save_figure(figure: Figure, path: str | Path, dpi: int = 100) -> Path:
-    """Write `figure` as a PNG at `path` atomically."""
-    with atomic_output(path) as temporary:
-        figure.savefig(temporary, format="png", dpi=dpi)
-    return Path(path)

@@ -10,8 +10,8 @@ where each AU looks (`attention_maps.py`) and, for videos, the AU probabilities 
 from __future__ import annotations
 
 import csv
+import logging
 import os
-import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -24,14 +24,17 @@ from torch.utils.data import DataLoader, IterableDataset
 from tqdm.auto import tqdm
 from transformers import AutoImageProcessor
 
-from ..atomic_io import atomic_output
-from ..evaluation.tuning import binarize, smooth_probabilities
+from ..atomic_io import atomic_output, save_figure
+from ..evaluation.metrics import binarize
+from ..evaluation.tuning import smooth_probabilities
 from ..modeling_au_mlt import AUMLTModel
-from .attention_maps import attention_figure, patch_attention, save_figure, timeline_figure
+from .attention_maps import attention_figure, patch_attention, timeline_figure
 from .faces import FaceBox, FaceDetector, IoUTracker, crop_face
 from .media import MediaError, MediaSource, open_media
 
 DEFAULT_ATTENTION_EVERY = 125
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -237,8 +240,9 @@ class Prediction:
         self.seconds[stage] = tuple(total + value for total, value in zip(self.seconds[stage], seconds))
 
     def report(self, message: str) -> None:
+        """Count a failed input or frame and log why."""
         self.failed.append(message)
-        print(f"error: {message}", file=sys.stderr)
+        logger.error("%s", message)
 
     def open_sources(self, inputs: Sequence[str | Path]) -> list[MediaSource]:
         """Checked inputs; bad ones (and a second input with an output name already taken) are reported."""
@@ -257,7 +261,7 @@ class Prediction:
         return sources
 
     def run(self, inputs: Sequence[str | Path]) -> int:
-        """Process every input, write its outputs, print a summary; number of failed inputs or frames."""
+        """Process every input, write its outputs, log a summary; number of failed inputs or frames."""
         threads, cv2_threads = torch.get_num_threads(), cv2.getNumThreads()
         if self.num_workers:
             # The loader's worker takes a core for decoding and detection, single-threaded: the forked worker
@@ -296,7 +300,7 @@ class Prediction:
         bar.close()
         for result in results[done:]:
             self.finish(result)
-        self.print_summary(results, time.perf_counter() - started)
+        self.log_summary(results, time.perf_counter() - started)
         return len(self.failed)
 
     def predict_batch(self, batch: list[FrameFaces], results: list[InputResult], trackers: list) -> None:
@@ -344,10 +348,11 @@ class Prediction:
             return
         if result.source.kind == "video" and result.frames_seen < result.source.num_frames:
             # Containers' frame counts are estimates, so a shortfall is a warning, not a failure.
-            print(
-                f"warning: {result.source.path}: decoded {result.frames_seen} of the {result.source.num_frames} "
-                "frames its header announces (truncated or damaged video?)",
-                file=sys.stderr,
+            logger.warning(
+                "%s: decoded %d of the %d frames its header announces (truncated or damaged video?)",
+                result.source.path,
+                result.frames_seen,
+                result.source.num_frames,
             )
         probabilities = np.array(result.probabilities, dtype=np.float64).reshape(len(result.frames), -1)
         face_ids = np.asarray(result.face_ids)
@@ -375,7 +380,7 @@ class Prediction:
             save_figure(figure, self.output_dir / f"{result.source.stem}_timeline.png")
         self.add_time("writing", elapsed(started))
 
-    def print_summary(self, results: list[InputResult], seconds: float) -> None:
+    def log_summary(self, results: list[InputResult], seconds: float) -> None:
         """Frames, faces, frames without a face, speed and time per stage, failures."""
         boxes = [box for result in results for box in result.boxes]
         self.stats = {
@@ -389,10 +394,9 @@ class Prediction:
             **{f"{stage}_cpu_seconds": cpu for stage, (_, cpu) in self.seconds.items()},
         }
         stages = ", ".join(f"{stage} {wall:.1f} s" for stage, (wall, _) in self.seconds.items())
-        print(
+        logger.info(
             f"{self.stats['inputs']} input(s) processed, {self.stats['frames']} frames, {self.stats['faces']} faces, "
             f"{self.stats['frames_without_face']} frames without a face; {seconds:.1f} s, "
             f"{self.stats['frames'] / max(seconds, 1e-9):.1f} frames/s end to end ({stages}; decode+detect runs "
-            f"in the loader's worker, beside the model); {len(self.failed)} failure(s); outputs in {self.output_dir}",
-            file=sys.stderr,
+            f"in the loader's worker, beside the model); {len(self.failed)} failure(s); outputs in {self.output_dir}"
         )

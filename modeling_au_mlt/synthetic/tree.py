@@ -37,8 +37,6 @@ byte the one written before the test split existed. The tree is built in a tempo
 renamed into place at the end.
 """
 
-import json
-import multiprocessing
 import shutil
 import tempfile
 import time
@@ -48,8 +46,9 @@ import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..atomic_io import atomic_output, replace_dir
-from ..configuration_au_mlt import ABAW_AUS
+from ..atomic_io import replace_dir, save_figure, write_json
+from ..configuration_au_mlt import ABAW_AUS, NOT_ANNOTATED
+from ..parallel import parallel_map
 from .faces import (
     CANONICAL_SIZE,
     FaceRenderer,
@@ -113,10 +112,11 @@ def make_synthetic_abaw(
             (seed, index, split, name, frames_per_video, image_size, str(temp))
             for index, (split, name) in enumerate(video_plan(seed, train_videos, val_videos, test_videos))
         ]
-        results = _map(_write_video, tasks, num_proc)
+        videos = parallel_map(_write_video, tasks, num_proc)
+        results = list(tqdm(videos, total=len(tasks), desc="synthetic videos", unit="video", disable=None))
         summary = _summary(results, split_names, output, seed, image_size, time.perf_counter() - started)
-        _write_json(temp / "regions.json", _regions_document(results, image_size))
-        _write_json(temp / "synthetic_summary.json", summary)
+        write_json(temp / "regions.json", _regions_document(results, image_size), compact=True)
+        write_json(temp / "synthetic_summary.json", summary, compact=True)
         replace_dir(temp, output)
     except BaseException:
         shutil.rmtree(temp, ignore_errors=True)
@@ -189,8 +189,7 @@ def preview_figure(path, seed: int, identities: int = 3, image_size: int = CANON
         axis.set_axis_off()
     figure.suptitle("Synthetic AU faces: each AU alone at full intensity (rows below: |difference| and region)")
     figure.tight_layout()
-    with atomic_output(path) as temporary:
-        figure.savefig(temporary, dpi=110, format=Path(path).suffix.lstrip(".") or "png")
+    save_figure(figure, path, dpi=110)
     plt.close(figure)
 
 
@@ -245,10 +244,10 @@ def _quirky_rows(rng: np.random.Generator, labels: np.ndarray) -> tuple[np.ndarr
     if rng.random() < QUIRKS["unannotated_run"]:
         length = max(1, round(rng.uniform(0.01, 0.05) * n_frames))
         start = int(rng.integers(0, max(1, n_frames - length + 1)))
-        rows[start : start + length] = -1
-    annotated = rows[:, 0] != -1
+        rows[start : start + length] = NOT_ANNOTATED
+    annotated = rows[:, 0] != NOT_ANNOTATED
     partial = annotated & (rng.random(n_frames) < QUIRKS["partial_row"])
-    rows[np.flatnonzero(partial), rng.integers(0, len(ABAW_AUS), int(partial.sum()))] = -1
+    rows[np.flatnonzero(partial), rng.integers(0, len(ABAW_AUS), int(partial.sum()))] = NOT_ANNOTATED
     has_image = np.ones(n_frames, bool)
     if rng.random() < QUIRKS["missing_images"]:
         for _ in range(int(rng.integers(1, 3))):
@@ -266,9 +265,9 @@ def _summary(
         mine = [r for r in results if r["split"] == split]
         rows = np.concatenate([r["rows"] for r in mine]) if mine else np.zeros((0, len(ABAW_AUS)), np.int64)
         has_image = np.concatenate([r["has_image"] for r in mine]) if mine else np.zeros(0, bool)
-        unannotated = (rows == -1).all(axis=1)
+        unannotated = (rows == NOT_ANNOTATED).all(axis=1)
         kept = rows[~unannotated & has_image]
-        annotated = (kept != -1).sum(axis=0)
+        annotated = (kept != NOT_ANNOTATED).sum(axis=0)
         splits[split] = {
             "videos": len(mine),
             "label_lines": len(rows),
@@ -276,7 +275,7 @@ def _summary(
             "dropped_unannotated": int(unannotated.sum()),
             "dropped_missing_image": int((~has_image).sum()),
             "unlabelled_images": int(sum(r["extra"] for r in mine)),
-            "partially_unannotated_rows": int(((rows == -1).any(axis=1) & ~unannotated).sum()),
+            "partially_unannotated_rows": int(((rows == NOT_ANNOTATED).any(axis=1) & ~unannotated).sum()),
             "positive_rate": {
                 name: float((kept[:, k] == 1).sum() / max(annotated[k], 1)) for k, name in enumerate(ABAW_AUS)
             },
@@ -302,28 +301,3 @@ def _regions_document(results: list[dict], image_size: int) -> dict:
             r["name"]: {"split": r["split"], "regions": r["regions"], "affines": r["affines"]} for r in results
         },
     }
-
-
-def _write_json(path: Path, document: dict) -> None:
-    path.write_text(json.dumps(document, separators=(",", ":")))
-
-
-def _map(function, tasks: list, num_proc: int) -> list:
-    """`function` over `tasks` in order, in `num_proc` workers (results keep the tasks' order).
-
-    Workers are forked where the platform allows: a spawned worker re-imports the package (and with it
-    transformers), which costs seconds of CPU per worker.
-    """
-    progress = {"total": len(tasks), "desc": "synthetic videos", "unit": "video", "disable": None}
-    if num_proc == 1 or len(tasks) <= 1:
-        return [function(task) for task in tqdm(tasks, **progress)]
-    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    # A forked worker that inherits a running OpenCV thread pool deadlocks when it touches it (seen in the
-    # test suite after face detection had run): shut the pool down here, before forking.
-    threads = cv2.getNumThreads()
-    cv2.setNumThreads(1)
-    try:
-        with multiprocessing.get_context(method).Pool(min(num_proc, len(tasks))) as pool:
-            return list(tqdm(pool.imap(function, tasks), **progress))
-    finally:
-        cv2.setNumThreads(threads)

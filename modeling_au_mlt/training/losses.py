@@ -21,7 +21,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-NOT_ANNOTATED = -1
+from ..configuration_au_mlt import NOT_ANNOTATED
+
 WEIGHT_SCHEMES = ("frequency", "pos_weight", "none")
 
 logger = logging.getLogger(__name__)
@@ -121,28 +122,23 @@ def au_loss(
     *,
     scheme: str = "frequency",
     dice_weight: float = 0.5,
-    mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Weighted BCE + `dice_weight` x weighted soft Dice of `logits` (B, L) against `labels` (B, L).
 
     `weights` (L,) come from `label_weights(..., scheme)`; `None` means no weighting. With
     `scheme="pos_weight"` they are BCE's `pos_weight` and the Dice term is unweighted; otherwise they
     multiply each AU's BCE and Dice terms. Entries equal to -1 are masked out of both terms; the BCE is
-    the mean over annotated entries. With nothing annotated the loss is 0 and still has a gradient.
-    `mask` (B, L), when given, marks the annotated entries instead: needed when labels are mixed
-    (mixup) or smoothed, where -1 no longer survives as a value; masked entries' labels are ignored.
+    the mean over annotated entries (mixup and label smoothing keep -1 entries at -1, `data.transforms`). With
+    nothing annotated the loss is 0 and still has a gradient.
     """
     if scheme not in WEIGHT_SCHEMES:
         raise ValueError(f"scheme: expected one of {WEIGHT_SCHEMES}, got {scheme!r}")
     if logits.shape != labels.shape or logits.dim() != 2:
         raise ValueError(f"logits {tuple(logits.shape)} and labels {tuple(labels.shape)} must both be (batch, AUs)")
     labels = labels.to(logits.dtype)
-    if mask is None:
-        mask = labels != NOT_ANNOTATED
-    elif mask.shape != labels.shape:
-        raise ValueError(f"mask {tuple(mask.shape)} must have the shape of labels {tuple(labels.shape)}")
-    mask = mask.to(logits.dtype)  # (B, L)
-    targets = torch.where(mask.bool(), labels, torch.zeros_like(labels))  # (B, L); masked entries -> 0
+    annotated = labels != NOT_ANNOTATED  # (B, L)
+    mask = annotated.to(logits.dtype)
+    targets = torch.where(annotated, labels, torch.zeros_like(labels))  # (B, L); unannotated entries -> 0
     if weights is None:
         weights = torch.ones(logits.shape[-1])
     if weights.shape != logits.shape[-1:]:

@@ -6,7 +6,8 @@ dataset argument the embedded synthetic ABAW job, generated and converted once i
 validation split with the ABAW metric at 0.5 and at tuned per-AU thresholds (after a per-video moving
 average when the split has videos), scores the test split (when the dataset has one with labels) at 0.5 and
 with those validation-tuned settings, stores the tuned values in the config and writes the model folder with
-its model card. Argument dataclasses and their parsing live in `training_args.py`.
+its model card. Argument dataclasses and their parsing live in `arguments.py`. `scripts/train.py` prints the
+results table and pushes the folder to the Hub when asked.
 """
 
 import hashlib
@@ -23,6 +24,7 @@ from transformers import set_seed
 
 from .. import ABAW_AUS, AUMLTConfig, AUMLTModel
 from ..atomic_io import atomic_output, write_json
+from ..configuration_au_mlt import NOT_ANNOTATED
 from ..data.conversion import label_names_of
 from ..data.transforms import (
     KEY_COLUMN,
@@ -33,17 +35,10 @@ from ..data.transforms import (
     EvalTransform,
     TrainTransform,
 )
-from ..evaluation.tuning import (
-    GUARD_MARGIN,
-    au_scores,
-    guarded_thresholds,
-    make_compute_metrics,
-    smooth_probabilities,
-    tune_smoothing_window,
-)
+from ..evaluation.metrics import AUComputeMetrics, au_scores
+from ..evaluation.tuning import GUARD_MARGIN, smooth_probabilities, tune_post_processing
 from ..hub.card import render_model_card, results_table, training_summary
 from ..hub.folder import image_processor_for, save_for_hub
-from ..hub.publish import push_model_folder
 from .arguments import VISION_PRESETS, DataArguments, ModelArguments
 from .trainer import AUMLTTrainer, loss_weight_report, training_labels
 
@@ -167,7 +162,7 @@ def held_out_split(splits: DatasetDict, data_args: DataArguments, source: str):
     if name not in splits:
         logger.info("%s has no split %r: no test scores", source, name)
         return None
-    if "labels" not in splits[name].column_names or not (training_labels(splits[name]) != -1).any():
+    if "labels" not in splits[name].column_names or not (training_labels(splits[name]) != NOT_ANNOTATED).any():
         logger.warning("%s split %r has no annotated label: not scored", source, name)
         return None
     return splits[name]
@@ -239,13 +234,15 @@ def augmentation_config(data_args: DataArguments) -> AugmentationConfig:
     )
 
 
-def build_trainer(model, splits: DatasetDict, label_names, data_args, training_args) -> AUMLTTrainer:
-    """An `AUMLTTrainer` over transformed splits, with the loss weights of the training labels."""
+def build_trainer(model, splits: DatasetDict, data_args, training_args) -> AUMLTTrainer:
+    """An `AUMLTTrainer` over transformed splits, with the loss weights of the training labels (the labels
+    named by `model.config.label_names`)."""
     if training_args.dataloader_persistent_workers and data_args.augment:
         raise ValueError("--dataloader_persistent_workers keeps stale epochs in the augmentation; leave it off")
     image_processor = image_processor_for(model.config)
     epoch_state = EpochState()
     config = augmentation_config(data_args)
+    label_names = model.config.label_names
     weights, report = loss_weight_report(training_labels(splits["train"]), label_names, training_args.loss_weighting)
     logger.info("per-AU loss weights (%s): %s", report["scheme"], report["weights"])
     if training_args.should_save:
@@ -259,7 +256,7 @@ def build_trainer(model, splits: DatasetDict, label_names, data_args, training_a
         ),
         eval_dataset=splits["eval"].with_transform(EvalTransform(image_processor)),
         data_collator=AUCollator(config.mixup_alpha, training_args.seed, epoch_state),
-        compute_metrics=make_compute_metrics(label_names),
+        compute_metrics=AUComputeMetrics(label_names),
         callbacks=[AugmentationEpochCallback(epoch_state)],
         loss_weights=None if training_args.loss_weighting == "none" else weights,
         loss_weighting=training_args.loss_weighting,
@@ -299,34 +296,36 @@ def postprocessed_scores(probs, labels, split, thresholds, window: int | None, l
     return au_scores(smooth_probabilities(probs, video_ids, window, frames), labels, thresholds, label_names)
 
 
-def tuned_results(trainer: AUMLTTrainer, evaluation, label_names: list[str], tune: bool) -> dict:
-    """Validation scores at 0.5 (`eval_*`) and, when `tune`, at tuned thresholds and window (`tuned_*`), with
-    the AUs whose threshold the guard kept at 0.5 (`threshold_fallback`, see `evaluation.tune_thresholds`).
+def tuned_results(trainer: AUMLTTrainer, evaluation, tune: bool) -> dict:
+    """Validation scores at the default threshold (`eval_*`) and, when `tune`, at the thresholds and window
+    `tune_post_processing` chooses (`tuned_*`), with the AUs whose threshold the guard kept at the default
+    (`threshold_fallback`).
 
     `evaluation` is the untransformed evaluation split, read for its `video_id` and `frame` columns.
     """
+    label_names = trainer.model.config.label_names
     metrics, probs, labels = split_probabilities(trainer, trainer.eval_dataset, "eval")
-    # Precision and recall at 0.5 complete the Trainer's pooled F1 (the same counts, so the same F1).
-    at_half = prefixed(au_scores(probs, labels, None, label_names), "eval")
-    results = {"eval": {**metrics, **at_half}, "thresholds": None, "smoothing_window": None}
+    # Precision and recall at the default threshold complete the Trainer's pooled F1 (the same counts and F1).
+    at_default = prefixed(au_scores(probs, labels, None, label_names), "eval")
+    results = {"eval": {**metrics, **at_default}, "thresholds": None, "smoothing_window": None}
     if not tune:
         return results
     video_ids, frames = video_columns(evaluation)
-    window = None if video_ids is None else tune_smoothing_window(probs, labels, video_ids, frames=frames)
-    thresholds, fell_back = guarded_thresholds(smooth_probabilities(probs, video_ids, window, frames), labels)
-    tuned = postprocessed_scores(probs, labels, evaluation, thresholds, window, label_names)
+    tuned = tune_post_processing(probs, labels, video_ids, frames=frames)
+    scores = postprocessed_scores(probs, labels, evaluation, tuned.thresholds, tuned.smoothing_window, label_names)
     results.update(
-        thresholds=thresholds,
-        smoothing_window=window,
-        tuned=prefixed(tuned, "tuned"),
-        threshold_fallback=[label_names[index] for index in fell_back],
+        thresholds=tuned.thresholds,
+        smoothing_window=tuned.smoothing_window,
+        tuned=prefixed(scores, "tuned"),
+        threshold_fallback=[label_names[index] for index in tuned.fallback],
     )
     return results
 
 
-def held_out_scores(trainer: AUMLTTrainer, test, label_names: list[str], results: dict) -> dict:
+def held_out_scores(trainer: AUMLTTrainer, test, results: dict) -> dict:
     """Scores of the untransformed `test` split at 0.5 (`test_*`) and, when `results` (`tuned_results`) hold
     tuned settings, at those validation-tuned thresholds and window (`test_tuned_*`)."""
+    label_names = trainer.model.config.label_names
     transformed = test.with_transform(EvalTransform(image_processor_for(trainer.model.config)))
     metrics, probs, labels = split_probabilities(trainer, transformed, "test")
     scores = {**metrics, **prefixed(au_scores(probs, labels, None, label_names), "test")}
@@ -375,32 +374,36 @@ def dataset_description(data_args: DataArguments) -> dict:
 
 def run(model_args: ModelArguments, data_args: DataArguments, training_args) -> dict:
     """Train, evaluate, tune and write the Hub-ready folder; returns the results (see `tuned_results`), with
-    the test split's scores under `test` (`held_out_scores`) when it was scored."""
-    push, training_args.push_to_hub = training_args.push_to_hub, False  # Trainer would contact the Hub when built
-    if push and not training_args.hub_model_id:
+    the test split's scores under `test` (`held_out_scores`) when it was scored, and, on the main process,
+    the folder written (`output_dir`) and its results table in Markdown (`results_table`).
+
+    `--push_to_hub` is left to the caller (`scripts/train.py` pushes the finished folder): the Trainer must
+    not contact the Hub, so `training_args.push_to_hub` is switched off here.
+    """
+    if training_args.push_to_hub and not training_args.hub_model_id:
         raise ValueError("--push_to_hub needs --hub_model_id (e.g. your-org/au-mlt)")
+    training_args.push_to_hub = False
     if training_args.label_smoothing_factor:
         raise ValueError(
             "--label_smoothing_factor is not used by the AU loss; use --label_smoothing (annotated entries only)"
         )
     set_seed(training_args.seed)  # the random initialisation must be reproducible too
     splits = load_splits(data_args, training_args)
-    label_names = dataset_label_names(splits["train"], data_args)
-    model = build_model(model_args, label_names, data_args.image_size)
-    trainer = build_trainer(model, splits, label_names, data_args, training_args)
+    model = build_model(model_args, dataset_label_names(splits["train"], data_args), data_args.image_size)
+    trainer = build_trainer(model, splits, data_args, training_args)
     train_output = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     trainer.log_metrics("train", train_output.metrics)
-    results = tuned_results(trainer, splits["eval"], label_names, training_args.tune_postprocessing)
+    results = tuned_results(trainer, splits["eval"], training_args.tune_postprocessing)
     if "test" in splits:
-        results["test"] = held_out_scores(trainer, splits["test"], label_names, results)
+        results["test"] = held_out_scores(trainer, splits["test"], results)
     trainer.model.config.thresholds = results["thresholds"]
     trainer.model.config.smoothing_window = results["smoothing_window"]
     if not trainer.is_world_process_zero():
         return results
+    label_names = trainer.model.config.label_names
     dataset = dataset_description(data_args)
     test_split = data_args.test_split if "test" in splits else None
     eval_results = eval_results_content(results, label_names, dataset["name"], data_args.eval_split, test_split)
-    print(results_table(eval_results, label_names))
     num_rows = {split: len(rows) for split, rows in splits.items()}
     training = training_summary(
         training_args,
@@ -415,8 +418,4 @@ def run(model_args: ModelArguments, data_args: DataArguments, training_args) -> 
     )
     output_dir = Path(training_args.output_dir)
     write_hub_folder(trainer, output_dir, card, eval_results)
-    print(f"wrote the Hub-ready model folder {output_dir.resolve()}")
-    if push:
-        private = bool(training_args.hub_private_repo)
-        print(f"pushed to {push_model_folder(output_dir, training_args.hub_model_id, private=private)}")
-    return results
+    return results | {"output_dir": output_dir.resolve(), "results_table": results_table(eval_results, label_names)}

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from transformers import Trainer
 
+from ..configuration_au_mlt import NOT_ANNOTATED
 from .losses import WEIGHT_SCHEMES, au_loss, label_weights, positive_rates
 
 logger = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ def loss_weight_report(labels: np.ndarray, label_names: list[str], scheme: str) 
         "num_frames": int(len(labels)),
         "weights": {name: float(weight) for name, weight in zip(label_names, weights.tolist())},
         "positive_rates": {name: float(rate) for name, rate in zip(label_names, rates)},
-        "annotated": {name: int(count) for name, count in zip(label_names, (labels != -1).sum(axis=0))},
+        "annotated": {name: int(count) for name, count in zip(label_names, (labels != NOT_ANNOTATED).sum(axis=0))},
         "no_positive": [name for name, rate in zip(label_names, rates) if rate == 0],
     }
     return weights, report

@@ -6,11 +6,11 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_config
 from datasets import Dataset, DatasetDict, Features, List, Value
 from datasets import Image as ImageFeature
-from model_fixtures import tiny_config
 from PIL import Image
-from sklearn.metrics import f1_score, precision_score, recall_score
+from reference_scores import sklearn_scores
 
 from modeling_au_mlt import AUMLTModel
 from modeling_au_mlt.evaluation.prediction import SplitPredictions
@@ -69,18 +69,6 @@ def reference_probabilities(model: AUMLTModel, split: Dataset) -> np.ndarray:
         return torch.sigmoid(model(pixels["pixel_values"]).logits).numpy()
 
 
-def sklearn_scores(probs: np.ndarray, labels: np.ndarray, thresholds) -> dict[str, float]:
-    scores = {}
-    for index, name in enumerate(NAMES):
-        annotated = labels[:, index] != -1
-        truth, predicted = labels[annotated, index], probs[annotated, index] >= thresholds[index]
-        scores[f"f1_{name}"] = f1_score(truth, predicted, zero_division=0)
-        scores[f"precision_{name}"] = precision_score(truth, predicted, zero_division=0)
-        scores[f"recall_{name}"] = recall_score(truth, predicted, zero_division=0)
-    scores["mean_f1"] = float(np.mean([scores[f"f1_{name}"] for name in NAMES]))
-    return scores
-
-
 def test_script_writes_report_and_figures_matching_sklearn(evaluated, script_runner):
     folder, model, split = evaluated
     output = folder / "out" / "report.json"
@@ -116,17 +104,19 @@ def test_script_writes_report_and_figures_matching_sklearn(evaluated, script_run
     probs = reference_probabilities(model, split)
     results = report["results"]
     assert report["num_frames"] == len(split) and report["label_names"] == NAMES
-    assert results["threshold_0.5"]["scores"] == pytest.approx(sklearn_scores(probs, labels, [0.5] * 3), abs=1e-6)
+    assert results["threshold_0.5"]["scores"] == pytest.approx(sklearn_scores(probs >= 0.5, labels, NAMES), abs=1e-6)
     smoothed = smooth_probabilities(probs, split["video_id"], MODEL_WINDOW, split["frame"])
     assert results["model_config"]["smoothing_window"] == MODEL_WINDOW
     assert results["model_config"]["scores"] == pytest.approx(
-        sklearn_scores(smoothed, labels, MODEL_THRESHOLDS), abs=1e-6
+        sklearn_scores(smoothed >= MODEL_THRESHOLDS, labels, NAMES), abs=1e-6
     )
 
     tuned = results["tuned"]
     assert tuned["smoothing_window"] in (None, 3, 5)
     tuned_probs = smooth_probabilities(probs, split["video_id"], tuned["smoothing_window"], split["frame"])
-    assert tuned["scores"] == pytest.approx(sklearn_scores(tuned_probs, labels, tuned["thresholds"]), abs=1e-6)
+    assert tuned["scores"] == pytest.approx(
+        sklearn_scores(tuned_probs >= tuned["thresholds"], labels, NAMES), abs=1e-6
+    )
     assert tuned["scores"]["mean_f1"] >= results["threshold_0.5"]["scores"]["mean_f1"]
     assert f"{tuned['scores']['mean_f1']:.3f}" in completed.stdout and "AU4" in completed.stdout
 

@@ -1,21 +1,16 @@
-"""The AU F1 evaluate module and post-processing against scikit-learn and direct re-computations."""
+"""Threshold and smoothing-window tuning against scikit-learn and direct re-computations."""
 
-import evaluate
 import numpy as np
 import pytest
-import torch
-from sklearn.metrics import f1_score, precision_score, recall_score
-from transformers import EvalPrediction
+from reference_scores import random_split
+from sklearn.metrics import f1_score
 
+from modeling_au_mlt.evaluation.metrics import au_scores
 from modeling_au_mlt.evaluation.tuning import (
     GUARD_MARGIN,
     THRESHOLD_GRID,
-    AUF1Accumulator,
     always_present_f1,
-    au_f1_metric_path,
-    au_scores,
     guarded_thresholds,
-    make_compute_metrics,
     smooth_probabilities,
     tune_post_processing,
     tune_smoothing_window,
@@ -23,134 +18,6 @@ from modeling_au_mlt.evaluation.tuning import (
 )
 
 NAMES = ["AU1", "AU2", "AU4", "AU6"]
-
-
-def random_split(rng: np.random.Generator, frames: int = 600) -> tuple[np.ndarray, np.ndarray]:
-    """Probabilities loosely tied to 1/0/-1 labels; AU6 never present."""
-    labels = (rng.random((frames, len(NAMES))) < [0.3, 0.1, 0.5, 0.0]).astype(np.float32)
-    probs = np.clip(0.35 * labels + rng.random(labels.shape) * 0.7, 0, 1)
-    labels[rng.random(labels.shape) < 0.2] = -1
-    return probs, labels
-
-
-def sklearn_scores(predictions: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    """Per-AU F1 / precision / recall of scikit-learn on the annotated frames, and the mean F1."""
-    scores = {}
-    for index, name in enumerate(NAMES):
-        annotated = labels[:, index] != -1
-        truth, predicted = labels[annotated, index], predictions[annotated, index]
-        scores[f"f1_{name}"] = f1_score(truth, predicted, zero_division=0)
-        scores[f"precision_{name}"] = precision_score(truth, predicted, zero_division=0)
-        scores[f"recall_{name}"] = recall_score(truth, predicted, zero_division=0)
-    scores["mean_f1"] = np.mean([scores[f"f1_{name}"] for name in NAMES])
-    return scores
-
-
-def assert_scores_equal(actual: dict, expected: dict) -> None:
-    assert set(actual) == set(expected)
-    for key, value in expected.items():
-        assert actual[key] == pytest.approx(value, abs=1e-12), key
-
-
-def test_evaluate_module_loads_by_path_and_matches_sklearn():
-    rng = np.random.default_rng(0)
-    predictions = rng.integers(0, 2, (500, 4))
-    predictions[:, 3] = 0  # AU6 never predicted: 0/0 precision, scored 0 like scikit-learn
-    references = rng.integers(-1, 2, (500, 4))
-    references[:, 3] = np.where(references[:, 3] == 1, 0, references[:, 3])
-    metric = evaluate.load(au_f1_metric_path())
-    scores = metric.compute(predictions=predictions, references=references, label_names=NAMES)
-    assert_scores_equal(scores, sklearn_scores(predictions, references))
-
-
-def test_evaluate_module_pools_batches_like_one_call():
-    rng = np.random.default_rng(1)
-    predictions, references = rng.integers(0, 2, (300, 4)), rng.integers(-1, 2, (300, 4))
-    metric = evaluate.load(au_f1_metric_path())
-    for start in range(0, 300, 64):
-        metric.add_batch(predictions=predictions[start : start + 64], references=references[start : start + 64])
-    assert_scores_equal(metric.compute(label_names=NAMES), sklearn_scores(predictions, references))
-
-
-def test_evaluate_module_rejects_probabilities_and_bad_shapes():
-    metric = evaluate.load(au_f1_metric_path())
-    with pytest.raises(ValueError, match="predictions: every entry must be 0 or 1"):
-        metric.compute(predictions=[[0.7, 0.2]], references=[[1, 0]])
-    with pytest.raises(ValueError, match="label_names: expected 2 names"):
-        metric.compute(predictions=[[1, 0]], references=[[1, 0]], label_names=["AU1"])
-
-
-def test_au_scores_match_sklearn_at_given_thresholds():
-    probs, labels = random_split(np.random.default_rng(2))
-    thresholds = [0.3, 0.5, 0.62, 0.9]
-    expected = sklearn_scores((probs >= thresholds).astype(int), labels)
-    assert_scores_equal(au_scores(probs, labels, thresholds, NAMES), expected)
-    assert_scores_equal(au_scores(probs, labels, None, NAMES), sklearn_scores((probs >= 0.5).astype(int), labels))
-
-
-def test_batched_compute_metrics_equals_one_shot_and_resets():
-    rng = np.random.default_rng(3)
-    probs, labels = random_split(rng, 250)
-    logits = torch.logit(torch.tensor(probs, dtype=torch.float64).clamp(1e-6, 1 - 1e-6)).float()
-    compute_metrics = make_compute_metrics(NAMES, keep_probabilities=True)
-    one_shot = compute_metrics(EvalPrediction(predictions=logits.numpy(), label_ids=labels))
-    for _ in range(2):  # a second evaluation must not carry counts over from the first
-        starts = range(0, 250, 32)
-        for start in starts:
-            batch = EvalPrediction(
-                predictions=(logits[start : start + 32], torch.zeros(1)),  # extra outputs come as a tuple
-                label_ids=torch.tensor(labels[start : start + 32]),
-            )
-            batched = compute_metrics(batch, compute_result=start == starts[-1])
-            assert batched == {} or start == starts[-1]
-        assert batched == pytest.approx(one_shot)
-        np.testing.assert_allclose(compute_metrics.last_probabilities, torch.sigmoid(logits).numpy(), rtol=1e-6)
-        np.testing.assert_array_equal(compute_metrics.last_labels, labels)
-    expected = sklearn_scores((torch.sigmoid(logits).numpy() >= 0.5).astype(int), labels)
-    assert set(one_shot) == {"mean_f1"} | {f"f1_{name}" for name in NAMES}
-    assert one_shot == pytest.approx({key: expected[key] for key in one_shot}, abs=1e-12)
-
-
-def test_accumulator_keeps_probabilities_when_asked():
-    probs, labels = random_split(np.random.default_rng(4), 100)
-    accumulator = AUF1Accumulator(NAMES, keep_probabilities=True)
-    accumulator.update(probs[:60], labels[:60])
-    accumulator.update(probs[60:], labels[60:])
-    kept_probs, kept_labels = accumulator.probabilities_and_labels()
-    np.testing.assert_allclose(kept_probs, probs.astype(np.float32))
-    np.testing.assert_array_equal(kept_labels, labels)
-    with pytest.raises(RuntimeError, match="keep_probabilities=True"):
-        AUF1Accumulator(NAMES).probabilities_and_labels()
-
-
-def test_trainer_with_batch_eval_metrics_logs_au_f1(tmp_path):
-    from datasets import Dataset
-    from transformers import Trainer, TrainingArguments
-    from transformers.modeling_outputs import SequenceClassifierOutput
-
-    class FixedLogits(torch.nn.Module):
-        """Returns the logits stored in the batch, so the expected scores are known."""
-
-        def __init__(self):
-            super().__init__()
-            self.unused = torch.nn.Linear(1, 1)
-
-        def forward(self, fixed_logits, labels=None):
-            return SequenceClassifierOutput(loss=fixed_logits.sum() * 0, logits=fixed_logits)
-
-    rng = np.random.default_rng(5)
-    probs, labels = random_split(rng, 90)
-    logits = np.log(probs + 1e-6) - np.log1p(-probs + 1e-6)
-    dataset = Dataset.from_dict({"fixed_logits": logits.tolist(), "labels": labels.tolist()}).with_format("torch")
-    arguments = TrainingArguments(
-        tmp_path, per_device_eval_batch_size=16, batch_eval_metrics=True, report_to=[], use_cpu=True
-    )
-    trainer = Trainer(FixedLogits(), arguments, eval_dataset=dataset, compute_metrics=make_compute_metrics(NAMES))
-    metrics = trainer.evaluate()
-    expected = sklearn_scores((probs >= 0.5).astype(int), labels)
-    assert metrics["eval_mean_f1"] == pytest.approx(expected["mean_f1"], abs=1e-9)
-    for name in NAMES:
-        assert metrics[f"eval_f1_{name}"] == pytest.approx(expected[f"f1_{name}"], abs=1e-9)
 
 
 def grid_best_by_sklearn(probs: np.ndarray, labels: np.ndarray, index: int) -> float:
@@ -261,12 +128,9 @@ def test_window_is_chosen_when_smoothing_helps_and_none_otherwise():
 
 
 def test_soft_labels_are_rejected_not_truncated():
-    probs = np.array([[0.9], [0.2]])
     soft = np.array([[0.9], [0.1]])  # e.g. label smoothing leaking into evaluation
     with pytest.raises(ValueError, match="references: every entry must be 1, 0 or -1"):
-        tune_thresholds(probs, soft)
-    with pytest.raises(ValueError, match="references: every entry must be 1, 0 or -1"):
-        make_compute_metrics(["AU1"])(EvalPrediction(predictions=probs, label_ids=soft))
+        tune_thresholds(np.array([[0.9], [0.2]]), soft)
 
 
 def test_post_processing_tunes_thresholds_on_the_smoothed_probabilities():
@@ -274,7 +138,10 @@ def test_post_processing_tunes_thresholds_on_the_smoothed_probabilities():
     segments = np.repeat(rng.integers(0, 2, (20, 2)), 30, axis=0).astype(float)
     video_ids = np.repeat(["a", "b", "c"], 200)
     noisy = np.clip(0.4 * segments + 0.2 + rng.normal(0, 0.25, segments.shape), 0, 1)
-    window, thresholds = tune_post_processing(noisy, segments, video_ids)
+    tuned = tune_post_processing(noisy, segments, video_ids)
+    window = tuned.smoothing_window
     assert window == tune_smoothing_window(noisy, segments, video_ids) and window is not None
-    assert thresholds == tune_thresholds(smooth_probabilities(noisy, video_ids, window), segments)
-    assert tune_post_processing(noisy, segments) == (None, tune_thresholds(noisy, segments))
+    assert tuned.thresholds == tune_thresholds(smooth_probabilities(noisy, video_ids, window), segments)
+    assert tuned.fallback == guarded_thresholds(smooth_probabilities(noisy, video_ids, window), segments)[1]
+    unsmoothed = tune_post_processing(noisy, segments)
+    assert (unsmoothed.smoothing_window, unsmoothed.thresholds) == (None, tune_thresholds(noisy, segments))

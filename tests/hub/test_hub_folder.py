@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from model_fixtures import random_pixels, tiny_config
+from conftest import random_pixels, tiny_config
 from PIL import Image
 from safetensors.torch import load_file, save_file
 from transformers import AutoConfig, AutoModel, AutoModelForImageClassification, pipeline

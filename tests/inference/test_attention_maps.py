@@ -6,12 +6,12 @@ import torch
 from inference_helpers import grace_hopper_rgb, save_rgb
 from PIL import Image
 
+from modeling_au_mlt.atomic_io import save_figure
 from modeling_au_mlt.inference.attention_maps import (
     PANEL_INCHES,
     attention_figure,
     panel_grid,
     patch_attention,
-    save_figure,
     timeline_figure,
 )
 from modeling_au_mlt.inference.predictor import AUPredictor, Prediction

@@ -128,18 +128,21 @@ def test_video_smoothing_is_a_centred_mean_per_face(video_rows):
     assert smooth[10]["face_detected"] == "0" and smooth[10]["AU1_prob"] == ""
 
 
-def test_bad_inputs_are_counted_and_the_rest_processed(predictor, tmp_path, capsys):
+def test_bad_inputs_are_counted_and_the_rest_processed(predictor, tmp_path, caplog):
     good = save_rgb(tmp_path / "good.png", astronaut_rgb())
     (tmp_path / "bad.mp4").write_bytes(b"\x00" * 500)
     folder = tmp_path / "frames"
     folder.mkdir()
     save_rgb(folder / "00001.png", astronaut_rgb())
     (folder / "00002.png").write_bytes(b"broken")
-    failures = run(predictor, [tmp_path / "bad.mp4", good, folder, tmp_path / "other" / "good.png"], tmp_path / "out")
+    with caplog.at_level("INFO", logger="modeling_au_mlt.inference.predictor"):
+        failures = run(
+            predictor, [tmp_path / "bad.mp4", good, folder, tmp_path / "other" / "good.png"], tmp_path / "out"
+        )
     assert failures == 3  # the corrupt video, the broken frame, the missing file
-    err = capsys.readouterr().err
-    assert str(tmp_path / "bad.mp4") in err and str(folder / "00002.png") in err
+    errors = "\n".join(record.getMessage() for record in caplog.records if record.levelname == "ERROR")
+    assert str(tmp_path / "bad.mp4") in errors and str(folder / "00002.png") in errors
     assert read_csv(tmp_path / "out" / "good.csv")[1][0]["face_detected"] == "1"
     assert [r["frame"] for r in read_csv(tmp_path / "out" / "frames.csv")[1]] == ["0"]
     assert not (tmp_path / "out" / "bad.csv").exists()
-    assert "3 failure(s)" in err
+    assert "3 failure(s)" in caplog.text

@@ -138,14 +138,11 @@ def test_bad_shapes_are_rejected():
         au_loss(torch.zeros(2, 3), torch.zeros(2, 3), torch.ones(2))
 
 
-def test_explicit_mask_replaces_the_minus_one_marker_for_soft_labels():
-    soft = torch.tensor([[0.9, -0.4], [0.1, 0.95]])  # mixed labels: (0, 1) mixed a -1 in, so it is masked
-    mask = torch.tensor([[True, False], [True, True]])
+def test_soft_labels_are_scored_and_the_minus_one_marker_left_out():
+    soft = torch.tensor([[0.9, -1.0], [0.1, 0.95]])  # smoothed / mixed labels; mixup keeps unannotated at -1
     weights = torch.tensor([2.0, 0.5])
-    loss = au_loss(torch.tensor(LOGITS), soft, weights, mask=mask)
+    loss = au_loss(torch.tensor(LOGITS), soft, weights)
     bce_part = (2.0 * bce(0.0, 0.9) + 2.0 * bce(1.0, 0.1) + 0.5 * bce(-1.0, 0.95)) / 3
     dice_au1 = soft_dice([(sigmoid(0.0), 0.9), (sigmoid(1.0), 0.1)])
     dice_au2 = soft_dice([(sigmoid(-1.0), 0.95)])
     assert loss.item() == pytest.approx(bce_part + 0.5 * (2.0 * dice_au1 + 0.5 * dice_au2) / 2, rel=1e-6)
-    with pytest.raises(ValueError, match="mask"):
-        au_loss(torch.tensor(LOGITS), soft, weights, mask=mask[:1])

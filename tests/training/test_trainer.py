@@ -5,7 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from tiny_au_data import AU_NAMES, tiny_config, tiny_split
+from conftest import tiny_config
+from tiny_au_data import AU_NAMES, tiny_split
 from transformers import ViTImageProcessor
 
 from modeling_au_mlt import AUMLTModel
@@ -17,9 +18,14 @@ from modeling_au_mlt.training.trainer import AUMLTTrainer, NonFiniteLossError, l
 PROCESSOR = ViTImageProcessor(size={"height": 32, "width": 32})
 
 
+def au_model(**overrides) -> AUMLTModel:
+    """The tiny AU-MLT with one decoder layer over `AU_NAMES`."""
+    return AUMLTModel(tiny_config(decoder_layers=1, id2label=dict(enumerate(AU_NAMES)), **overrides))
+
+
 def make_trainer(tmp_path: Path, train, evaluation=None, seed: int = 0, dice_weight: float = 0.5, **arguments):
     torch.manual_seed(seed)
-    model = AUMLTModel(tiny_config(decoder_dropout=0.0))
+    model = au_model(decoder_dropout=0.0)
     weights, _ = loss_weight_report(training_labels(train), AU_NAMES, "frequency")
     defaults = dict(
         output_dir=str(tmp_path),
@@ -117,7 +123,7 @@ def test_gradient_accumulation_matches_the_full_batch(tmp_path):
     full_weights, accumulated_weights = final_weights(full), final_weights(accumulated)
     moved = max(
         (full_weights[name] - value).abs().max()
-        for name, value in AUMLTModel(tiny_config()).state_dict().items()
+        for name, value in au_model().state_dict().items()
         if name in full_weights and value.shape == full_weights[name].shape
     )
     assert moved > 1e-3  # training changed the weights, so equality below means something

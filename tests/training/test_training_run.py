@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, TINY_MODEL_ARGS
 from datasets import DatasetDict
 from huggingface_hub import ModelCard, metadata_load
 from safetensors.torch import load_file
 from sklearn.metrics import f1_score
-from tiny_au_data import AU_NAMES, TINY_MODEL_ARGS, tiny_split, write_tiny_dataset
+from tiny_au_data import AU_NAMES, tiny_split, write_tiny_dataset
 
 from modeling_au_mlt import AUMLTModel
 from modeling_au_mlt.data.transforms import AUCollator, AugmentationEpochCallback, EvalTransform
@@ -157,6 +157,18 @@ def test_card_metadata_and_results_match_an_independent_scoring(trained, dataset
     assert "org/au-mlt" in card.text and "trust_remote_code=True" in card.text and "Ethical" in card.text
     assert "| test F1 @0.5 | test F1 tuned |" in card.text and "test rows (test split): 32" in card.text
     assert f"| **{results['test_tuned_mean_f1']:.3f}** |" in card.text
+
+
+def test_training_tunes_what_evaluate_model_tunes_on_the_same_split(trained, dataset_dir, script_runner, tmp_path):
+    # Training and scripts/evaluate_model.py both call `tune_post_processing`: same split, same settings.
+    results = json.loads((trained / "eval_results.json").read_text())
+    report_path = tmp_path / "report.json"
+    arguments = ["--model", trained, "--dataset_dir", dataset_dir, "--split", "validation", "--tune_thresholds"]
+    script_runner("evaluate_model.py", *arguments, "--output_json", report_path)
+    tuned = json.loads(report_path.read_text())["results"]["tuned"]
+    assert tuned["thresholds"] == [results["thresholds"][name] for name in AU_NAMES]
+    assert tuned["smoothing_window"] == results["smoothing_window"]
+    assert tuned["scores"]["mean_f1"] == pytest.approx(results["tuned_mean_f1"], abs=1e-9)
 
 
 def test_saved_folder_loads_as_remote_code_without_the_package(trained, tmp_path):
