@@ -1,9 +1,10 @@
 """Section 5: learning quality of AU-MLT and its alternatives, trained with the main job's recipe.
 
-Every variant trains with the project's training library (`training.run.load_splits`, `build_model`,
-`build_trainer`) and the main job's settings (`training.arguments.DEFAULT_JOB`: encoder, stem, optimiser, schedule,
-augmentation, loss) on the same synthetic ABAW data (train / validation / held-out test identities), for the
-same number of optimizer steps and the same seeds; only the named part differs:
+Every variant trains with the project's training library (`training.splits.load_splits`,
+`training.run.build_model`, `build_trainer`) and the main job's settings (`training.arguments.DEFAULT_JOB`:
+encoder, stem, optimiser, schedule, augmentation, loss) on the same synthetic ABAW data (train / validation /
+held-out test identities), for the same number of optimizer steps and the same seeds; only the named part
+differs:
 
 - (a) `paper`: AU-MLT as in the paper (token self-attention, shared head);
 - (b) `no_self_attention`: (a) without token self-attention among the labels (eq. 5 dropped; Query2Label);
@@ -43,13 +44,12 @@ from modeling_au_mlt.training.arguments import DEFAULT_JOB, DataArguments, parse
 from modeling_au_mlt.training.run import (
     build_model,
     build_trainer,
-    dataset_label_names,
     held_out_scores,
-    load_splits,
     split_probabilities,
     tuned_results,
     video_columns,
 )
+from modeling_au_mlt.training.splits import dataset_label_names, load_splits
 
 VARIANTS = {
     "paper": [],

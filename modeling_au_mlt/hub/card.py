@@ -1,7 +1,8 @@
-"""The model card (`README.md`) of a trained AU-MLT folder, filled from `model_cards/au_mlt.md`.
+"""The model card (`README.md`) of a trained AU-MLT folder, filled from the template `templates/au_mlt.md`.
 
 The YAML header is built by `huggingface_hub.ModelCardData`: library, pipeline tag, tags, datasets, widget
-examples and a `model-index` holding the per-AU and mean F1 just measured (at 0.5 and at tuned thresholds).
+examples and a `model-index` holding the per-AU and mean F1 just measured (at the default threshold, 0.5, and at
+tuned thresholds).
 The body (Jinja, rendered by `huggingface_hub.ModelCard.from_template`) says how to load the model, lists the
 AUs with their thresholds, the training data and recipe, the evaluation table, intended use, limitations and
 ethical considerations.
@@ -11,6 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+from ..configuration_au_mlt import DEFAULT_THRESHOLD
 
 TEMPLATE = Path(__file__).with_name("templates") / "au_mlt.md"
 PLACEHOLDER_REPO = "your-org/au-mlt"
@@ -47,8 +50,9 @@ FACS_NAMES = {
 
 
 def _columns(eval_results: dict) -> list[tuple[str, Callable[[str], str], str]]:
-    """(header, per-AU cell, mean cell) of each column after the AU: validation precision, recall and F1 at 0.5,
-    threshold and F1 tuned, then the test split's F1 at 0.5 and at the validation-tuned settings."""
+    """(header, per-AU cell, mean cell) of each column after the AU: validation precision, recall and F1 at the
+    default threshold,
+    threshold and F1 tuned, then the test split's F1 at the default and at the validation-tuned settings."""
     tuned, test = "tuned_mean_f1" in eval_results, eval_results.get("test_split")
     fallback = eval_results.get("threshold_fallback", [])
 
@@ -62,21 +66,21 @@ def _columns(eval_results: dict) -> list[tuple[str, Callable[[str], str], str]]:
         return f"{eval_results['thresholds'][name]:.2f}" + (" †" if name in fallback else "")
 
     columns = [
-        ("Precision @0.5", score("eval", "precision"), ""),
-        ("Recall @0.5", score("eval", "recall"), ""),
-        ("F1 @0.5", score("eval"), mean("eval")),
+        (f"Precision @{DEFAULT_THRESHOLD}", score("eval", "precision"), ""),
+        (f"Recall @{DEFAULT_THRESHOLD}", score("eval", "recall"), ""),
+        (f"F1 @{DEFAULT_THRESHOLD}", score("eval"), mean("eval")),
     ]
     if tuned:
         columns += [("Threshold", threshold, ""), ("F1 tuned", score("tuned"), mean("tuned"))]
     if test:
-        columns.append((f"{test} F1 @0.5", score("test"), mean("test")))
+        columns.append((f"{test} F1 @{DEFAULT_THRESHOLD}", score("test"), mean("test")))
     if test and tuned:
         columns.append((f"{test} F1 tuned", score("test_tuned"), mean("test_tuned")))
     return columns
 
 
 def _guard_reason(eval_results: dict) -> str:
-    """Why the threshold guard kept an AU at 0.5 (`evaluation.tune_thresholds`)."""
+    """Why the threshold guard kept an AU at the default threshold (`evaluation.tuning.tune_thresholds`)."""
     return (
         f"no threshold beat predicting the AU present in every frame by more than "
         f"{eval_results['threshold_guard_margin']} F1 on {eval_results['split']}"
@@ -89,17 +93,17 @@ def _table_notes(eval_results: dict) -> list[str]:
     notes = []
     if test:
         notes.append(
-            f"Columns without a split name score {split}; the {test} columns score {test} at 0.5 and with "
-            f"the thresholds and smoothing tuned on {split}."
+            f"Columns without a split name score {split}; the {test} columns score {test} at {DEFAULT_THRESHOLD} "
+            f"and with the thresholds and smoothing tuned on {split}."
         )
     if eval_results.get("threshold_fallback"):
-        notes.append(f"† kept at 0.5: {_guard_reason(eval_results)}.")
+        notes.append(f"† kept at {DEFAULT_THRESHOLD}: {_guard_reason(eval_results)}.")
     return [""] + notes if notes else []
 
 
 def results_table(eval_results: dict, label_names: list[str]) -> str:
-    """Markdown table of per-AU precision, recall and F1 at 0.5 and F1 at the tuned thresholds, then the test
-    split's F1 at 0.5 and at those thresholds when it was scored, with the means; notes below it."""
+    """Markdown table of per-AU precision, recall and F1 at the default threshold and F1 at the tuned thresholds,
+    then the test split's F1 at both when it was scored, with the means; notes below it."""
     columns = _columns(eval_results)
     lines = ["| AU | " + " | ".join(header for header, _, _ in columns) + " |", "|" + "---|" * (len(columns) + 1)]
     lines += ["| " + " | ".join([name] + [cell(name) for _, cell, _ in columns]) + " |" for name in label_names]
@@ -108,12 +112,14 @@ def results_table(eval_results: dict, label_names: list[str]) -> str:
 
 
 def model_index_results(eval_results: dict, label_names: list[str], dataset: dict) -> list[EvalResult]:
-    """One `EvalResult` per reported F1: the mean and every AU, at 0.5 and (when tuned) at tuned thresholds,
+    """One `EvalResult` per reported F1: the mean and every AU, at the default threshold and (when tuned) at tuned
+    thresholds,
     on the validation split and, when scored, on the test split (with the validation-tuned thresholds)."""
     split, test, tuned = eval_results["split"], eval_results.get("test_split"), "tuned_mean_f1" in eval_results
-    settings = [("eval", "threshold 0.5", split)] + ([("tuned", "tuned thresholds", split)] if tuned else [])
+    at_default = f"threshold {DEFAULT_THRESHOLD}"
+    settings = [("eval", at_default, split)] + ([("tuned", "tuned thresholds", split)] if tuned else [])
     if test:
-        settings.append(("test", "threshold 0.5", test))
+        settings.append(("test", at_default, test))
     if test and tuned:
         settings.append(("test_tuned", f"thresholds tuned on {split}", test))
     common = {
@@ -197,10 +203,11 @@ def training_summary(
 def threshold_note(config, eval_results: dict) -> str:
     """The sentence above the threshold table: where the thresholds come from, and the guard's fallbacks."""
     if config.thresholds is None:
-        return "No thresholds were tuned: every AU uses 0.5."
+        return f"No thresholds were tuned: every AU uses {DEFAULT_THRESHOLD}."
     note = f"Thresholds were tuned per AU on the {eval_results['split']} split (`config.thresholds`)."
     if eval_results.get("threshold_fallback"):
-        note += f" {', '.join(eval_results['threshold_fallback'])} kept 0.5: {_guard_reason(eval_results)}."
+        fallback = ", ".join(eval_results["threshold_fallback"])
+        note += f" {fallback} kept {DEFAULT_THRESHOLD}: {_guard_reason(eval_results)}."
     return note
 
 
@@ -237,6 +244,7 @@ def render_model_card(config, eval_results: dict, *, dataset: dict, training: di
         head_type=config.head_type,
         image_size=vision.image_size,
         num_labels=config.num_labels,
+        default_threshold=DEFAULT_THRESHOLD,
         smoothing_window=config.smoothing_window,
         threshold_note=threshold_note(config, eval_results),
         au_rows=[

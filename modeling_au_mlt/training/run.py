@@ -1,33 +1,25 @@
 """Training orchestration behind `scripts/train.py`: build, train, evaluate, tune and write a Hub-ready folder.
 
-`run(model_args, data_args, training_args)` loads an AU dataset (a converted folder, a Hub dataset, or with no
-dataset argument the embedded synthetic ABAW job, generated and converted once into a cache), builds AU-MLT
-(from a pretrained ViT or a ViT-Ti/S/B-sized random encoder), trains it with `AUMLTTrainer`, scores the
-validation split with the ABAW metric at 0.5 and at tuned per-AU thresholds (after a per-video moving
-average when the split has videos), scores the test split (when the dataset has one with labels) at 0.5 and
-with those validation-tuned settings, stores the tuned values in the config and writes the model folder with
-its model card. Argument dataclasses and their parsing live in `arguments.py`. `scripts/train.py` prints the
+`run(model_args, data_args, training_args)` loads an AU dataset (`splits.py`: a converted folder, a Hub
+dataset, or with no dataset argument the embedded synthetic ABAW job), builds AU-MLT (from a pretrained ViT or
+a ViT-Ti/S/B-sized random encoder), trains it with `AUMLTTrainer`, scores the validation split with the ABAW
+metric at the default threshold (0.5) and at tuned per-AU thresholds (after a per-video moving average when the
+split has videos), scores the test split (when the dataset has one with labels) at the default and with those
+validation-tuned settings, stores the tuned values in the config and writes the model folder with its model
+card. Argument dataclasses and their parsing live in `arguments.py`. `scripts/train.py` prints the
 results table and pushes the folder to the Hub when asked.
 """
 
-import hashlib
-import json
 import logging
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
-from datasets import DatasetDict, load_dataset, load_from_disk
+from datasets import DatasetDict
 from transformers import set_seed
 
-from .. import ABAW_AUS, AUMLTConfig, AUMLTModel
+from .. import AUMLTConfig, AUMLTModel
 from ..atomic_io import atomic_output, write_json
-from ..configuration_au_mlt import NOT_ANNOTATED
-from ..data.conversion import label_names_of
 from ..data.transforms import (
-    KEY_COLUMN,
     AUCollator,
     AugmentationConfig,
     AugmentationEpochCallback,
@@ -40,151 +32,13 @@ from ..evaluation.tuning import GUARD_MARGIN, smooth_probabilities, tune_post_pr
 from ..hub.card import render_model_card, results_table, training_summary
 from ..hub.folder import image_processor_for, save_for_hub
 from .arguments import VISION_PRESETS, DataArguments, ModelArguments
+from .splits import dataset_label_names, load_splits
 from .trainer import AUMLTTrainer, loss_weight_report, training_labels
 
 logger = logging.getLogger(__name__)
 
 LOSS_WEIGHTS_FILE = "loss_weights.json"
 EVAL_RESULTS_FILE = "eval_results.json"
-SYNTHETIC_SOURCES = (
-    "synthetic/*.py",
-    "data/abaw.py",
-    "data/conversion.py",
-    "data/arrow_shards.py",
-)  # code whose change invalidates the cache
-
-
-def synthetic_cache_key(data_args: DataArguments) -> str:
-    """Key of the synthetic data: the generator parameters and the generator and converter source code."""
-    parameters = {
-        "train_videos": data_args.synthetic_train_videos,
-        "val_videos": data_args.synthetic_val_videos,
-        "test_videos": data_args.synthetic_test_videos,
-        "frames_per_video": data_args.synthetic_frames_per_video,
-        "image_size": data_args.synthetic_image_size,
-        "seed": data_args.synthetic_seed,
-    }
-    digest = hashlib.sha256(json.dumps(parameters, sort_keys=True).encode())
-    for pattern in SYNTHETIC_SOURCES:
-        for source in sorted(Path(__file__).parents[1].glob(pattern)):
-            digest.update(source.read_bytes())
-    return digest.hexdigest()[:16]
-
-
-def synthetic_dataset_dir(data_args: DataArguments) -> Path:
-    """The converted synthetic ABAW DatasetDict, generated and converted on first use and cached by key."""
-    from ..data.abaw import prepare_abaw
-    from ..synthetic.tree import make_synthetic_abaw
-
-    cache = Path(data_args.cache_dir or Path.home() / ".cache" / "au_mlt").expanduser()
-    final = cache / f"synthetic-abaw-{synthetic_cache_key(data_args)}"
-    if (final / "dataset").is_dir():
-        logger.info("synthetic ABAW data from the cache %s", final)
-        return final / "dataset"
-    cache.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-", dir=cache))
-    try:
-        make_synthetic_abaw(
-            staging / "tree",
-            train_videos=data_args.synthetic_train_videos,
-            val_videos=data_args.synthetic_val_videos,
-            test_videos=data_args.synthetic_test_videos,
-            frames_per_video=data_args.synthetic_frames_per_video,
-            seed=data_args.synthetic_seed,
-            image_size=data_args.synthetic_image_size,
-            num_proc=min(4, os.cpu_count() or 1),
-        )
-        prepare_abaw(
-            staging / "tree" / "cropped_aligned", staging / "tree" / "AU_Detection_Challenge", staging / "dataset"
-        )
-        shutil.rmtree(staging / "tree")  # the images now live in the dataset's Arrow files
-        if not final.exists():  # another process may have finished the same data meanwhile
-            os.replace(staging, final)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return final / "dataset"
-
-
-def load_splits(data_args: DataArguments, training_args) -> DatasetDict:
-    """The train and evaluation splits named by `data_args` (`train`, `eval`), subsampled and capped as asked,
-    and the test split (`test`) when `held_out_split` finds one, capped like the evaluation split."""
-    if data_args.dataset_dir:
-        splits = load_from_disk(data_args.dataset_dir)
-        source = data_args.dataset_dir
-    elif data_args.dataset_name:
-        splits = load_dataset(data_args.dataset_name, data_args.dataset_config_name)
-        source = data_args.dataset_name
-    else:
-        with training_args.main_process_first(desc="synthetic ABAW data"):
-            source = str(synthetic_dataset_dir(data_args))
-        splits = load_from_disk(source)
-    if not isinstance(splits, DatasetDict):
-        raise ValueError(f"{source}: expected a DatasetDict with splits, found a single {type(splits).__name__}")
-    for split in (data_args.train_split, data_args.eval_split):
-        if split not in splits:
-            raise ValueError(f"{source}: no split {split!r}; it has {sorted(splits)} (see --train_split/--eval_split)")
-        missing = {"image", "labels"} - set(splits[split].column_names)
-        if missing:
-            raise ValueError(
-                f"{source} split {split!r}: missing columns {sorted(missing)}; it has {splits[split].column_names}"
-            )
-    train, evaluation = splits[data_args.train_split], splits[data_args.eval_split]
-    train = train.select(range(0, len(train), data_args.subsample))
-    if data_args.max_train_samples is not None:
-        train = train.select(range(min(data_args.max_train_samples, len(train))))
-    if data_args.max_eval_samples is not None:
-        evaluation = evaluation.select(range(min(data_args.max_eval_samples, len(evaluation))))
-    test = held_out_split(splits, data_args, source)
-    if test is not None and data_args.max_eval_samples is not None:
-        test = test.select(range(min(data_args.max_eval_samples, len(test))))
-    if not ({"video_id", "frame"} <= set(train.column_names) or KEY_COLUMN in train.column_names):
-        # Augmentation draws are keyed per sample; rows without video/frame get their index as key.
-        train = train.add_column(KEY_COLUMN, np.arange(len(train), dtype=np.int64))
-    logger.info(
-        "data from %s: %d training rows, %d evaluation rows, %d test rows",
-        source,
-        len(train),
-        len(evaluation),
-        0 if test is None else len(test),
-    )
-    return DatasetDict({"train": train, "eval": evaluation} | ({} if test is None else {"test": test}))
-
-
-def held_out_split(splits: DatasetDict, data_args: DataArguments, source: str):
-    """The split `--test_split` names, or None (logged) when it is empty, is the train or evaluation split,
-    is missing, or holds no annotated label (such as ABAW's unlabelled test list)."""
-    name = data_args.test_split
-    if not name:
-        return None
-    if name in (data_args.train_split, data_args.eval_split):
-        logger.warning("--test_split %r is also the train or evaluation split: no separate test scores", name)
-        return None
-    if name not in splits:
-        logger.info("%s has no split %r: no test scores", source, name)
-        return None
-    if "labels" not in splits[name].column_names or not (training_labels(splits[name]) != NOT_ANNOTATED).any():
-        logger.warning("%s split %r has no annotated label: not scored", source, name)
-        return None
-    return splits[name]
-
-
-def dataset_label_names(train, data_args: DataArguments) -> list[str]:
-    """AU names of the dataset: `--au_names`, the converter's metadata, or the 12 ABAW AUs."""
-    width = len(train[0]["labels"]) if len(train) else 0
-    if data_args.au_names:
-        names = list(data_args.au_names)
-    else:
-        try:
-            names = label_names_of(train)
-        except ValueError:
-            if width != len(ABAW_AUS):
-                raise ValueError(
-                    f"the dataset carries no AU names and its labels hold {width} values; pass --au_names"
-                ) from None
-            names = list(ABAW_AUS)
-    if width and len(names) != width:
-        raise ValueError(f"--au_names gives {len(names)} names but the dataset's labels hold {width} values")
-    return names
 
 
 def build_model(model_args: ModelArguments, label_names: list[str], image_size: int | None) -> AUMLTModel:
@@ -323,8 +177,8 @@ def tuned_results(trainer: AUMLTTrainer, evaluation, tune: bool) -> dict:
 
 
 def held_out_scores(trainer: AUMLTTrainer, test, results: dict) -> dict:
-    """Scores of the untransformed `test` split at 0.5 (`test_*`) and, when `results` (`tuned_results`) hold
-    tuned settings, at those validation-tuned thresholds and window (`test_tuned_*`)."""
+    """Scores of the untransformed `test` split at the default threshold (`test_*`) and, when `results`
+    (`tuned_results`) hold tuned settings, at those validation-tuned thresholds and window (`test_tuned_*`)."""
     label_names = trainer.model.config.label_names
     transformed = test.with_transform(EvalTransform(image_processor_for(trainer.model.config)))
     metrics, probs, labels = split_probabilities(trainer, transformed, "test")
@@ -339,8 +193,9 @@ def held_out_scores(trainer: AUMLTTrainer, test, results: dict) -> dict:
 def eval_results_content(
     results: dict, label_names: list[str], dataset: str, split: str, test_split: str | None
 ) -> dict:
-    """`eval_results.json`: the Trainer's `eval_*` metrics (0.5), `tuned_*` scores and the tuned settings, the
-    guard's fallbacks, then `test_split` (None when no test split was scored) and its `test_*` / `test_tuned_*`."""
+    """`eval_results.json`: the Trainer's `eval_*` metrics (default threshold), `tuned_*` scores and the tuned
+    settings, the guard's fallbacks, then `test_split` (None when no test split was scored) and its `test_*` /
+    `test_tuned_*`."""
     content = {"dataset": dataset, "split": split, **results["eval"], **results.get("tuned", {})}
     if results["thresholds"] is not None:
         content["thresholds"] = dict(zip(label_names, results["thresholds"]))

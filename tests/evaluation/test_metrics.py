@@ -7,6 +7,8 @@ import torch
 from reference_scores import random_split, sklearn_scores
 from transformers import EvalPrediction
 
+from modeling_au_mlt.configuration_au_mlt import NOT_ANNOTATED
+from modeling_au_mlt.evaluation.au_f1 import au_f1
 from modeling_au_mlt.evaluation.metrics import AUComputeMetrics, au_f1_metric_path, au_scores
 
 NAMES = ["AU1", "AU2", "AU4", "AU6"]
@@ -36,6 +38,10 @@ def test_evaluate_module_pools_batches_like_one_call():
     for start in range(0, 300, 64):
         metric.add_batch(predictions=predictions[start : start + 64], references=references[start : start + 64])
     assert_scores_equal(metric.compute(label_names=NAMES), sklearn_scores(predictions, references, NAMES))
+
+
+def test_evaluate_module_ignores_the_configurations_not_annotated_value():
+    assert au_f1.NOT_ANNOTATED == NOT_ANNOTATED  # the standalone module's copy of the one definition
 
 
 def test_evaluate_module_rejects_probabilities_and_bad_shapes():

@@ -22,7 +22,8 @@ from modeling_au_mlt.data.transforms import AUCollator, AugmentationEpochCallbac
 from modeling_au_mlt.evaluation.tuning import smooth_probabilities
 from modeling_au_mlt.hub.folder import HANDLER_FILE, image_processor_for
 from modeling_au_mlt.training.arguments import DEFAULT_JOB, DataArguments, parse_arguments
-from modeling_au_mlt.training.run import load_splits, run, synthetic_cache_key, synthetic_dataset_dir
+from modeling_au_mlt.training.run import run
+from modeling_au_mlt.training.splits import load_splits, synthetic_cache_key, synthetic_dataset_dir
 
 HUB_FOLDER_FILES = {
     "README.md",
@@ -300,7 +301,7 @@ def test_the_test_split_is_loaded_capped_and_left_out_when_unlabelled_or_reused(
     assert sorted(splits) == ["eval", "test", "train"]
     assert list(zip(splits["test"]["video_id"], splits["test"]["frame"])) == [("test0", 1), ("test0", 2), ("test0", 3)]
     assert "test" not in load_splits(DataArguments(dataset_dir=labelled, test_split=""), None)
-    with caplog.at_level("WARNING", logger="modeling_au_mlt.training.run"):
+    with caplog.at_level("WARNING", logger="modeling_au_mlt.training.splits"):
         reused = load_splits(DataArguments(dataset_dir=labelled, eval_split="test"), None)
         unlabelled = make_split_folder(tmp_path / "unlabelled", tiny_split(1, 4, 3, "test", unannotated=1.0))
         assert "test" not in load_splits(DataArguments(dataset_dir=unlabelled), None)

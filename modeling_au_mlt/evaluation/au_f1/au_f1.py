@@ -11,6 +11,10 @@ import datasets
 import evaluate
 import numpy as np
 
+# Reference value of an entry nobody annotated. `evaluate.load` runs this file alone, so it cannot import the
+# package's `configuration_au_mlt.NOT_ANNOTATED`; a test checks that both are equal.
+NOT_ANNOTATED = -1
+
 _DESCRIPTION = """
 Per-label F1 of multi-label binary predictions, the metric of the ABAW Action Unit detection track:
 true positives, false positives and false negatives of each AU are pooled over all frames of all videos
@@ -45,7 +49,7 @@ _CITATION = """
 
 def check_references(references: np.ndarray) -> None:
     """Raise `ValueError` unless every entry is 1, 0 or -1 (soft labels cannot be scored)."""
-    if not np.isin(references, (-1, 0, 1)).all():
+    if not np.isin(references, (NOT_ANNOTATED, 0, 1)).all():
         raise ValueError("references: every entry must be 1, 0 or -1 (not annotated)")
 
 
@@ -60,7 +64,7 @@ def pooled_counts(predictions: np.ndarray, references: np.ndarray) -> tuple[np.n
     if not np.isin(predictions, (0, 1)).all():
         raise ValueError("predictions: every entry must be 0 or 1 (threshold the probabilities first)")
     check_references(references)
-    annotated = references != -1  # (N, L)
+    annotated = references != NOT_ANNOTATED  # (N, L)
     predicted = (predictions == 1) & annotated
     present = references == 1
     true_positives = (predicted & present).sum(axis=0)
