@@ -54,74 +54,88 @@ EXPRESSIONS = (
 )
 
 
+NEUTRAL = 0  # state of the expression chain between episodes; state k >= 1 is EXPRESSIONS[k - 1]
+
+
 def expression_rates(expressions=EXPRESSIONS) -> np.ndarray:
     """(12,) share of frames in which expressions alone switch each AU on."""
-    return np.array([sum(e.share * e.aus.get(name, 0.0) for e in expressions) for name in ABAW_AUS])
+    return np.array(
+        [sum(expression.share * expression.aus.get(name, 0.0) for expression in expressions) for name in ABAW_AUS]
+    )
 
 
 def background_duties(rates: dict = TARGET_RATES, expressions=EXPRESSIONS) -> np.ndarray:
     """(12,) duty of each AU's background chain so that the OR of both sources hits `rates`."""
-    e = expression_rates(expressions)
+    from_expressions = expression_rates(expressions)
     target = np.array([rates[name] for name in ABAW_AUS])
-    if np.any(e > target):
-        raise ValueError(f"expressions alone exceed the target rates for {np.array(ABAW_AUS)[e > target].tolist()}")
-    duty = 1 - (1 - target) / (1 - e)
+    too_high = from_expressions > target
+    if np.any(too_high):
+        raise ValueError(f"expressions alone exceed the target rates for {np.array(ABAW_AUS)[too_high].tolist()}")
+    duty = 1 - (1 - target) / (1 - from_expressions)
     # Suppression while the other AU of the pair is on removes part of the background runs: compensate.
-    for first, second in ((ABAW_AUS.index(a), ABAW_AUS.index(b)) for a, b in EXCLUSIVE_PAIRS):
-        blocked = {first: e[second] / (1 - e[first]), second: target[first] / (1 - e[second])}
+    for first, second in _exclusive_columns():
+        blocked = {
+            first: from_expressions[second] / (1 - from_expressions[first]),
+            second: target[first] / (1 - from_expressions[second]),
+        }
         for index, share in blocked.items():
             duty[index] /= 1 - (1 - EXCLUSION_LEAK) * share
     return duty
 
 
-def sample_video(rng: np.random.Generator, n_frames: int) -> tuple[np.ndarray, np.ndarray]:
-    """Labels (n_frames, 12) int8 in {0, 1} and intensities (n_frames, 12) float32 (0 exactly when off)."""
-    intensity = np.zeros((n_frames, len(ABAW_AUS)), np.float32)
-    for start, stop, expression in _expression_episodes(rng, n_frames):
+def _exclusive_columns() -> list[tuple[int, int]]:
+    """`EXCLUSIVE_PAIRS` as (first, second) column indices in ABAW order."""
+    return [(ABAW_AUS.index(first), ABAW_AUS.index(second)) for first, second in EXCLUSIVE_PAIRS]
+
+
+def sample_video(rng: np.random.Generator, num_frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """Labels (num_frames, 12) int8 in {0, 1} and intensities (num_frames, 12) float32 (0 exactly when off)."""
+    intensity = np.zeros((num_frames, len(ABAW_AUS)), np.float32)
+    for start, stop, expression in _expression_episodes(rng, num_frames):
         for name, probability in expression.aus.items():
             if rng.random() < probability:
                 column = ABAW_AUS.index(name)
                 intensity[start:stop, column] = _envelope(rng, stop - start)
     background = np.zeros_like(intensity)
     for column, (name, duty) in enumerate(zip(ABAW_AUS, background_duties())):
-        for start, stop in _on_runs(rng, n_frames, duty, BACKGROUND_RUN_LENGTH[name]):
+        for start, stop in _on_runs(rng, num_frames, duty, BACKGROUND_RUN_LENGTH[name]):
             background[start:stop, column] = _envelope(rng, stop - start)
-    for first, second in ((ABAW_AUS.index(a), ABAW_AUS.index(b)) for a, b in EXCLUSIVE_PAIRS):
+    for first, second in _exclusive_columns():
         _suppress(rng, background[:, first], intensity[:, second] > 0)
         _suppress(rng, background[:, second], np.maximum(intensity[:, first], background[:, first]) > 0)
     intensity = np.maximum(intensity, background)
     return (intensity > 0).astype(np.int8), intensity
 
 
-def _expression_episodes(rng: np.random.Generator, n_frames: int):
-    """(start, stop, Expression) runs of a stationary neutral/expression chain over `n_frames` frames."""
-    shares = np.array([e.share for e in EXPRESSIONS])
-    lengths = np.array([e.mean_length for e in EXPRESSIONS])
+def _expression_episodes(rng: np.random.Generator, num_frames: int):
+    """(start, stop, Expression) runs of a stationary neutral/expression chain over `num_frames` frames."""
+    shares = np.array([expression.share for expression in EXPRESSIONS])
+    lengths = np.array([expression.mean_length for expression in EXPRESSIONS])
     neutral = 1 - shares.sum()
     entry = shares / lengths  # flow into each expression, per frame, at stationarity
     leave_neutral = entry.sum() / neutral  # neutral's exit probability; mean neutral run = 1 / that
     state = rng.choice(len(EXPRESSIONS) + 1, p=np.concatenate([[neutral], shares]))
     frame = 0
-    while frame < n_frames:
-        if state == 0:
+    while frame < num_frames:
+        if state == NEUTRAL:
             frame += int(rng.geometric(leave_neutral))
             state = 1 + rng.choice(len(EXPRESSIONS), p=entry / entry.sum())
         else:
-            stop = min(n_frames, frame + int(rng.geometric(1 / lengths[state - 1])))
+            stop = min(num_frames, frame + int(rng.geometric(1 / lengths[state - 1])))
             yield frame, stop, EXPRESSIONS[state - 1]
-            frame, state = stop, 0
+            frame, state = stop, NEUTRAL
 
 
-def _on_runs(rng: np.random.Generator, n_frames: int, duty: float, mean_on: float):
+def _on_runs(rng: np.random.Generator, num_frames: int, duty: float, mean_on: float):
     """(start, stop) on-runs of a stationary two-state chain with on-share `duty` and mean on-run `mean_on`."""
     if duty <= 0:
         return
-    p_on = min(1.0, duty / (mean_on * (1 - duty)))
+    start_probability = min(1.0, duty / (mean_on * (1 - duty)))  # of an on-run, per off frame
     on, frame = rng.random() < duty, 0
-    while frame < n_frames:
-        length = int(rng.geometric(1 / mean_on if on else p_on))
+    while frame < num_frames:
+        length = int(rng.geometric(1 / mean_on if on else start_probability))
         if on:
-            yield frame, min(n_frames, frame + length)
+            yield frame, min(num_frames, frame + length)
         frame, on = frame + length, not on
 
 
@@ -129,8 +143,8 @@ def _envelope(rng: np.random.Generator, length: int) -> np.ndarray:
     """(length,) onset-apex-offset intensity of one run: ramps of up to 4 frames, never below 0.35."""
     apex = rng.uniform(MIN_INTENSITY, 1.0)
     ramp = min(RAMP_FRAMES, length // 3)
-    t = np.arange(length)
-    rise = np.minimum((t + 1) / (ramp + 1), (length - t) / (ramp + 1))
+    frame = np.arange(length)
+    rise = np.minimum((frame + 1) / (ramp + 1), (length - frame) / (ramp + 1))
     return np.maximum(MIN_INTENSITY, apex * np.minimum(1.0, rise)).astype(np.float32)
 
 

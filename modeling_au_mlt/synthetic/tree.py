@@ -2,8 +2,8 @@
 
 `make_synthetic_abaw(OUT, ...)` writes
 
-- `OUT/cropped_aligned/<video>/<frame:05d>.jpg`: procedural faces (`synthetic_faces`), one identity per
-  video, whose AUs follow `synthetic_labels`;
+- `OUT/cropped_aligned/<video>/<frame:05d>.jpg`: procedural faces (`faces.py`), one identity per
+  video, whose AUs follow `labels.py`;
 - `OUT/AU_Detection_Challenge/{Train_Set,Validation_Set}/<video>.txt` (and `Test_Set/` when
   `test_videos` > 0, a held-out split labelled like the others): the header
   `AU1,AU2,AU4,AU6,AU7,AU10,AU12,AU15,AU23,AU24,AU25,AU26`, then line k = frame k (`1`, `0`, `-1`);
@@ -49,9 +49,10 @@ from tqdm.auto import tqdm
 from ..atomic_io import replace_dir, save_figure, write_json
 from ..configuration_au_mlt import ABAW_AUS, NOT_ANNOTATED
 from ..parallel import parallel_map
-from .faces import (
+from .faces import FaceRenderer
+from .geometry import (
     CANONICAL_SIZE,
-    FaceRenderer,
+    HairStyle,
     au_regions,
     polygon_mask,
     pose_matrix,
@@ -150,7 +151,7 @@ def frame_regions(regions: dict, video: str, frame: int) -> dict[str, list[np.nd
     entry = regions["videos"][video]
     matrix = np.asarray(entry["affines"][str(frame)], dtype=np.float64)
     return {
-        name: transform_polygons([np.asarray(p, np.float64) for p in polygons], matrix)
+        name: transform_polygons([np.asarray(polygon, np.float64) for polygon in polygons], matrix)
         for name, polygons in entry["regions"].items()
     }
 
@@ -172,7 +173,7 @@ def preview_figure(path, seed: int, identities: int = 3, image_size: int = CANON
     columns = ["neutral", *ABAW_AUS]
     figure, axes = plt.subplots(2 * identities, len(columns), figsize=(1.25 * len(columns), 2.6 * identities))
     for row in range(identities):
-        renderer = FaceRenderer(_identity_with_hair_style(seed, row % 3), image_size)
+        renderer = FaceRenderer(_identity_with_hair_style(seed, HairStyle(row % len(HairStyle))), image_size)
         neutral, regions = renderer.canonical(np.zeros(len(ABAW_AUS))), au_regions(renderer.identity, image_size)
         for column, name in enumerate(columns):
             intensities = np.eye(len(ABAW_AUS))[column - 1] if column else np.zeros(len(ABAW_AUS))
@@ -193,7 +194,7 @@ def preview_figure(path, seed: int, identities: int = 3, image_size: int = CANON
     plt.close(figure)
 
 
-def _identity_with_hair_style(seed: int, style: int):
+def _identity_with_hair_style(seed: int, style: HairStyle):
     """The first identity of the preview's random stream that wears `style` (so the rows differ)."""
     rng = np.random.default_rng([seed, 1000 + style])
     while (identity := sample_identity(rng)).hair_style != style:
@@ -203,13 +204,13 @@ def _identity_with_hair_style(seed: int, style: int):
 
 def _write_video(task: tuple) -> dict:
     """Render one video's frames into the temporary tree; return its label text, regions and counts."""
-    seed, index, split, name, n_frames, image_size, root = task
+    seed, index, split, name, num_frames, image_size, root = task
     rng = np.random.default_rng([seed, 1 + index])
     renderer = FaceRenderer(sample_identity(rng), image_size)
     extra = int(rng.integers(1, 4)) if rng.random() < QUIRKS["extra_images"] else 0
-    labels, intensities = sample_video(rng, n_frames + extra)
-    conditions = renderer.sample_conditions(rng, n_frames + extra)
-    rows, has_image = _quirky_rows(rng, labels[:n_frames])
+    labels, intensities = sample_video(rng, num_frames + extra)
+    conditions = renderer.sample_conditions(rng, num_frames + extra)
+    rows, has_image = _quirky_rows(rng, labels[:num_frames])
     has_image = np.concatenate([has_image, np.ones(extra, bool)])
     folder = Path(root) / "cropped_aligned" / name
     folder.mkdir(parents=True)
@@ -231,27 +232,27 @@ def _write_video(task: tuple) -> dict:
         "split": split,
         "name": name,
         "rows": rows,
-        "has_image": has_image[:n_frames],
+        "has_image": has_image[:num_frames],
         "extra": extra,
-        "regions": {k: [np.round(p, 2).tolist() for p in v] for k, v in regions.items()},
+        "regions": {name: [np.round(polygon, 2).tolist() for polygon in boxes] for name, boxes in regions.items()},
         "affines": affines,
     }
 
 
 def _quirky_rows(rng: np.random.Generator, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Label rows with the release's `-1` quirks, and which annotated frames have an image."""
-    rows, n_frames = labels.astype(np.int64), len(labels)
+    rows, num_frames = labels.astype(np.int64), len(labels)
     if rng.random() < QUIRKS["unannotated_run"]:
-        length = max(1, round(rng.uniform(0.01, 0.05) * n_frames))
-        start = int(rng.integers(0, max(1, n_frames - length + 1)))
+        length = max(1, round(rng.uniform(0.01, 0.05) * num_frames))
+        start = int(rng.integers(0, max(1, num_frames - length + 1)))
         rows[start : start + length] = NOT_ANNOTATED
     annotated = rows[:, 0] != NOT_ANNOTATED
-    partial = annotated & (rng.random(n_frames) < QUIRKS["partial_row"])
+    partial = annotated & (rng.random(num_frames) < QUIRKS["partial_row"])
     rows[np.flatnonzero(partial), rng.integers(0, len(ABAW_AUS), int(partial.sum()))] = NOT_ANNOTATED
-    has_image = np.ones(n_frames, bool)
+    has_image = np.ones(num_frames, bool)
     if rng.random() < QUIRKS["missing_images"]:
         for _ in range(int(rng.integers(1, 3))):
-            start = int(rng.integers(0, n_frames))
+            start = int(rng.integers(0, num_frames))
             has_image[start : start + int(rng.integers(1, 4))] = False
     return rows, has_image | ~annotated  # all -1 rows keep their image: every dropped row has one reason
 
@@ -262,25 +263,30 @@ def _summary(
     """Per-split counts, named as the converter reports them, and the generation speed."""
     splits = {}
     for split in split_names:
-        mine = [r for r in results if r["split"] == split]
-        rows = np.concatenate([r["rows"] for r in mine]) if mine else np.zeros((0, len(ABAW_AUS)), np.int64)
-        has_image = np.concatenate([r["has_image"] for r in mine]) if mine else np.zeros(0, bool)
+        in_split = [result for result in results if result["split"] == split]
+        rows = (
+            np.concatenate([result["rows"] for result in in_split])
+            if in_split
+            else np.zeros((0, len(ABAW_AUS)), np.int64)
+        )
+        has_image = np.concatenate([result["has_image"] for result in in_split]) if in_split else np.zeros(0, bool)
         unannotated = (rows == NOT_ANNOTATED).all(axis=1)
         kept = rows[~unannotated & has_image]
         annotated = (kept != NOT_ANNOTATED).sum(axis=0)
         splits[split] = {
-            "videos": len(mine),
+            "videos": len(in_split),
             "label_lines": len(rows),
             "frames": len(kept),
             "dropped_unannotated": int(unannotated.sum()),
             "dropped_missing_image": int((~has_image).sum()),
-            "unlabelled_images": int(sum(r["extra"] for r in mine)),
+            "unlabelled_images": int(sum(result["extra"] for result in in_split)),
             "partially_unannotated_rows": int(((rows == NOT_ANNOTATED).any(axis=1) & ~unannotated).sum()),
             "positive_rate": {
-                name: float((kept[:, k] == 1).sum() / max(annotated[k], 1)) for k, name in enumerate(ABAW_AUS)
+                name: float((kept[:, column] == 1).sum() / max(annotated[column], 1))
+                for column, name in enumerate(ABAW_AUS)
             },
         }
-    images = sum(len(r["affines"]) for r in results)
+    images = sum(len(result["affines"]) for result in results)
     return {
         "output_dir": str(output),
         "seed": seed,
@@ -298,6 +304,7 @@ def _regions_document(results: list[dict], image_size: int) -> dict:
         "image_size": image_size,
         "aus": list(ABAW_AUS),
         "videos": {
-            r["name"]: {"split": r["split"], "regions": r["regions"], "affines": r["affines"]} for r in results
+            result["name"]: {"split": result["split"], "regions": result["regions"], "affines": result["affines"]}
+            for result in results
         },
     }

@@ -6,14 +6,13 @@ import numpy as np
 import pytest
 
 from modeling_au_mlt.configuration_au_mlt import ABAW_AUS
-from modeling_au_mlt.synthetic.faces import (
-    FaceRenderer,
+from modeling_au_mlt.synthetic.faces import FaceRenderer, strengths
+from modeling_au_mlt.synthetic.geometry import (
     FrameConditions,
     au_regions,
     polygon_mask,
     pose_matrix,
     sample_identity,
-    strengths,
     transform_polygons,
 )
 
@@ -24,11 +23,11 @@ def _posed(seed: int) -> FrameConditions:
     return FrameConditions(
         angle=rng.uniform(-6, 6),
         scale=rng.uniform(0.94, 1.06),
-        dx=rng.uniform(-3, 3),
-        dy=rng.uniform(-3, 3),
+        shift_x=rng.uniform(-3, 3),
+        shift_y=rng.uniform(-3, 3),
         gain=1.1,
         slope=0.2,
-        light_dir=rng.uniform(0, 6.3),
+        light_direction=rng.uniform(0, 6.3),
     )
 
 
@@ -81,9 +80,9 @@ def test_same_seed_same_pixels_and_other_seed_differs():
 
 def test_pose_matrix_rotates_about_the_face_centre():
     identity = sample_identity(np.random.default_rng(0))
-    conditions = FrameConditions(angle=90.0, scale=2.0, dx=1.0, dy=-2.0)
+    conditions = FrameConditions(angle=90.0, scale=2.0, shift_x=1.0, shift_y=-2.0)
     matrix = pose_matrix(identity, conditions, 224)  # 2 px per unit
-    centre = np.array([identity.cx, identity.cy]) * 2
+    centre = np.array([identity.center_x, identity.center_y]) * 2
     # OpenCV's positive angle turns +x towards -y (counter-clockwise on screen); scale 2; shift in units.
     moved = matrix @ np.array([centre[0] + 10, centre[1], 1.0])
     assert moved == pytest.approx([centre[0] + 2.0, centre[1] - 20 - 4.0], abs=1e-4)  # OpenCV rounds cos(90)
@@ -110,7 +109,7 @@ def test_pose_and_nuisance_stay_moderate():
     conditions = renderer.sample_conditions(rng, 500)
     assert max(abs(c.angle) for c in conditions) < 7
     assert max(abs(c.scale - 1) for c in conditions) < 0.06
-    assert max(max(abs(c.dx), abs(c.dy)) for c in conditions) < 4.5
+    assert max(max(abs(c.shift_x), abs(c.shift_y)) for c in conditions) < 4.5
     assert all(75 <= c.quality <= 95 and 1 <= c.noise <= 4 for c in conditions)
     # Smooth pose: consecutive frames differ much less than the pose's range.
     angles = np.array([c.angle for c in conditions])

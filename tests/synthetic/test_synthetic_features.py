@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 from modeling_au_mlt.configuration_au_mlt import ABAW_AUS
-from modeling_au_mlt.synthetic.faces import FaceRenderer, sample_identity
+from modeling_au_mlt.synthetic.faces import FaceRenderer
 from modeling_au_mlt.synthetic.features import _EYE_WHITE, _PUPIL, _TEETH, arc
+from modeling_au_mlt.synthetic.geometry import sample_identity
 
 
 def test_arc_points_lie_on_the_ellipse():
