@@ -36,7 +36,8 @@ from transformers import ViTConfig, ViTForImageClassification
 from transformers.modeling_outputs import ImageClassifierOutput
 from transformers.trainer_callback import PrinterCallback
 
-from benchmarks.common import markdown_table, report, write_json
+from benchmarks.common import markdown_table, report
+from modeling_au_mlt.atomic_io import write_json
 from modeling_au_mlt.data.abaw import prepare_abaw
 from modeling_au_mlt.evaluation.tuning import guarded_thresholds, smooth_probabilities
 from modeling_au_mlt.synthetic.tree import make_synthetic_abaw

@@ -29,31 +29,17 @@ import numpy as np
 import torch
 from matplotlib import cbook
 
+from benchmarks.common import VISION_PRESETS
 from modeling_au_mlt import AUMLTConfig, AUMLTModel
 from modeling_au_mlt.hub.folder import save_for_hub
 from modeling_au_mlt.inference.media import open_media
 from modeling_au_mlt.inference.predictor import AUPredictor, Prediction
+from modeling_au_mlt.training.arguments import VISION_PRESETS as ENCODER_SIZES
 
 VISION = {
-    "toy-32": dict(
-        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, image_size=32, patch_size=8
-    ),
-    "vit-ti16-112": dict(
-        hidden_size=192,
-        num_hidden_layers=12,
-        num_attention_heads=3,
-        intermediate_size=768,
-        image_size=112,
-        patch_size=16,
-    ),
-    "vit-s16-112": dict(
-        hidden_size=384,
-        num_hidden_layers=12,
-        num_attention_heads=6,
-        intermediate_size=1536,
-        image_size=112,
-        patch_size=16,
-    ),
+    "toy-32": {**VISION_PRESETS["tiny"], "patch_size": 8},
+    "vit-ti16-112": {**ENCODER_SIZES["tiny"], "image_size": 112, "patch_size": 16},
+    "vit-s16-112": VISION_PRESETS["vit-s16-112"],
 }
 SETTINGS = {
     "full": dict(seconds=30, fps=25, size=(480, 640), models=["vit-ti16-112", "vit-s16-112"], workers=[0, 1]),

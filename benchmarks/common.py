@@ -11,36 +11,25 @@ import resource
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
+from modeling_au_mlt.atomic_io import write_json
+from modeling_au_mlt.training.arguments import VISION_PRESETS as ENCODER_SIZES
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
-# ViT encoder sizes used across the benchmarks (patch 16; `tiny` only keeps the scripts working in CI).
+# ViT encoder sizes used across the benchmarks: the library's ViT-S and ViT-B (`training.arguments.VISION_PRESETS`)
+# at patch 16, and a toy size that only keeps the scripts working in CI.
 VISION_PRESETS = {
     "tiny": dict(
         hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, image_size=32, patch_size=16
     ),
-    "vit-s16-112": dict(
-        hidden_size=384,
-        num_hidden_layers=12,
-        num_attention_heads=6,
-        intermediate_size=1536,
-        image_size=112,
-        patch_size=16,
-    ),
-    "vit-b16-224": dict(
-        hidden_size=768,
-        num_hidden_layers=12,
-        num_attention_heads=12,
-        intermediate_size=3072,
-        image_size=224,
-        patch_size=16,
-    ),
+    "vit-s16-112": {**ENCODER_SIZES["small"], "image_size": 112, "patch_size": 16},
+    "vit-b16-224": {**ENCODER_SIZES["base"], "image_size": 224, "patch_size": 16},
 }
 
 
@@ -142,16 +131,6 @@ def machine_description() -> dict:
         "python": platform.python_version(),
         "load_average": [round(value, 2) for value in load_average()],
     }
-
-
-def write_json(path: str | Path, payload: dict) -> None:
-    """Write `payload` as JSON atomically (temp file + rename): a crash never leaves a half-written result."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as handle:
-        json.dump(payload, handle, indent=2)
-        temporary = Path(handle.name)
-    temporary.replace(path)
 
 
 def markdown_table(headers: list[str], rows: list[list]) -> str:

@@ -9,7 +9,7 @@ import sys
 
 from modeling_au_mlt.console_logging import configure_logging
 from modeling_au_mlt.data.abaw import prepare_abaw
-from modeling_au_mlt.data.conversion import add_common_arguments, exit_code
+from modeling_au_mlt.data.conversion import add_common_arguments, common_options, exit_code
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -33,11 +33,8 @@ def main(argv=None) -> int:
             args.images_dir,
             args.annotations_dir,
             args.output_dir,
-            num_proc=args.num_proc,
-            subsample=args.subsample,
-            on_error=args.on_error,
             test_list=args.test_list,
-            push_to_hub=args.push_to_hub,
+            **common_options(args),
         )
     )
 

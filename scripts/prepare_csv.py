@@ -9,7 +9,7 @@ import argparse
 import sys
 
 from modeling_au_mlt.console_logging import configure_logging
-from modeling_au_mlt.data.conversion import add_common_arguments, exit_code
+from modeling_au_mlt.data.conversion import add_common_arguments, common_options, exit_code
 from modeling_au_mlt.data.tabular import prepare_csv
 
 
@@ -39,10 +39,7 @@ def main(argv=None) -> int:
             label_columns=args.label_columns.split(",") if args.label_columns else None,
             video_column=args.video_column,
             frame_column=args.frame_column,
-            num_proc=args.num_proc,
-            subsample=args.subsample,
-            on_error=args.on_error,
-            push_to_hub=args.push_to_hub,
+            **common_options(args),
         )
     )
 

@@ -325,6 +325,11 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--push_to_hub", default=None, help="Hub dataset repo id to upload to after saving")
 
 
+def common_options(args: argparse.Namespace) -> dict:
+    """The converter keyword arguments of the options `add_common_arguments` adds, except `output_dir`."""
+    return {name: getattr(args, name) for name in ("num_proc", "subsample", "on_error", "push_to_hub")}
+
+
 def exit_code(convert: Callable[[], dict]) -> int:
     """Run a converter for a command line: 0 on success, 1 with the error logged for bad input or upload."""
     try:
