@@ -17,6 +17,19 @@ TINY_VISION = dict(
     hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, image_size=32, patch_size=8
 )
 NUM_TOKENS = 1 + (32 // 8) ** 2  # CLS + patches
+# The files of a folder `scripts/train.py` writes (beside its checkpoints): all of them go to the Hub.
+TRAINED_FOLDER_FILES = {
+    "README.md",
+    "config.json",
+    "configuration_au_mlt.py",
+    "modeling_au_mlt.py",
+    "model.safetensors",
+    "preprocessor_config.json",
+    "handler.py",
+    "eval_results.json",
+    "trainer_state.json",
+    "loss_weights.json",
+}
 # The closest `scripts/train.py` arguments (its encoder width is a multiple of 64): one layer each side, 32 px.
 TINY_MODEL_ARGS = [
     "--vision_preset",

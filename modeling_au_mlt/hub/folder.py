@@ -43,8 +43,7 @@ def save_for_hub(model: transformers.PreTrainedModel, output_dir: str | Path, im
     try:
         model.save_pretrained(staging)
         (image_processor or image_processor_for(model.config)).save_pretrained(staging)
-        if HANDLER_FILE.exists():
-            shutil.copyfile(HANDLER_FILE, staging / "handler.py")
+        shutil.copyfile(HANDLER_FILE, staging / "handler.py")
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -6,23 +6,11 @@ from types import SimpleNamespace
 
 import huggingface_hub
 import pytest
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, TRAINED_FOLDER_FILES
 from huggingface_hub import HfApi
 
 from modeling_au_mlt.hub.publish import push_model_folder
 
-HUB_FILES = {
-    "README.md",
-    "config.json",
-    "configuration_au_mlt.py",
-    "modeling_au_mlt.py",
-    "model.safetensors",
-    "preprocessor_config.json",
-    "handler.py",
-    "eval_results.json",
-    "trainer_state.json",
-    "loss_weights.json",
-}
 NOT_SENT = [
     "training_args.bin",
     ".README.md.tmp",
@@ -36,7 +24,7 @@ NOT_SENT = [
 @pytest.fixture
 def model_folder(tmp_path: Path) -> Path:
     folder = tmp_path / "au-mlt"
-    for index, name in enumerate(sorted(HUB_FILES) + NOT_SENT):
+    for index, name in enumerate(sorted(TRAINED_FOLDER_FILES) + NOT_SENT):
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
         (folder / name).write_bytes(f"content {index} of {name}".encode())
     return folder
@@ -67,7 +55,7 @@ def test_push_sends_exactly_the_hub_ready_files(model_folder, monkeypatch):
     assert calls["create_repo"] == ("org/au-mlt", {"private": True, "exist_ok": True, "repo_type": "model"})
     repo_id, operations = calls["create_commit"]
     assert repo_id == "org/au-mlt"
-    assert {operation.path_in_repo for operation in operations} == HUB_FILES
+    assert {operation.path_in_repo for operation in operations} == TRAINED_FOLDER_FILES
     for operation in operations:
         assert Path(operation.path_or_fileobj).read_bytes() == (model_folder / operation.path_in_repo).read_bytes()
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import REPO_ROOT, TINY_MODEL_ARGS
+from conftest import REPO_ROOT, TINY_MODEL_ARGS, TRAINED_FOLDER_FILES
 from datasets import DatasetDict
 from huggingface_hub import ModelCard, metadata_load
 from safetensors.torch import load_file
@@ -20,22 +20,11 @@ from tiny_au_data import AU_NAMES, tiny_split, write_tiny_dataset
 from modeling_au_mlt import AUMLTModel
 from modeling_au_mlt.data.transforms import AUCollator, AugmentationEpochCallback, EvalTransform
 from modeling_au_mlt.evaluation.tuning import smooth_probabilities
-from modeling_au_mlt.hub.folder import HANDLER_FILE, image_processor_for
+from modeling_au_mlt.hub.folder import image_processor_for
 from modeling_au_mlt.training.arguments import DEFAULT_JOB, DataArguments, parse_arguments
 from modeling_au_mlt.training.run import run
 from modeling_au_mlt.training.splits import load_splits, synthetic_cache_key, synthetic_dataset_dir
 
-HUB_FOLDER_FILES = {
-    "README.md",
-    "config.json",
-    "configuration_au_mlt.py",
-    "modeling_au_mlt.py",
-    "model.safetensors",
-    "preprocessor_config.json",
-    "eval_results.json",
-    "trainer_state.json",
-    "loss_weights.json",
-} | ({"handler.py"} if HANDLER_FILE.exists() else set())  # save_for_hub ships the endpoint handler when present
 COMMON = [
     *TINY_MODEL_ARGS,
     "--per_device_train_batch_size",
@@ -94,7 +83,7 @@ def trained(dataset_dir, tmp_path_factory) -> Path:
 def test_output_folder_holds_exactly_the_hub_files_and_checkpoints(trained):
     files = {path.name for path in trained.iterdir() if path.is_file()}
     folders = {path.name for path in trained.iterdir() if path.is_dir()}
-    assert files == HUB_FOLDER_FILES
+    assert files == TRAINED_FOLDER_FILES
     assert folders == {"checkpoint-4", "checkpoint-8"}  # 32 rows / batch 8 = 4 steps per epoch
     assert json.loads((trained / "trainer_state.json").read_text())["global_step"] == 8
 
