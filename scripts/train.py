@@ -1,6 +1,6 @@
 """Train AU-MLT and write a Hub-ready model folder.
 
-    python scripts/train.py                                   # the embedded synthetic job (about 15 min, 2 CPUs)
+    python scripts/train.py                                   # the embedded synthetic job (docs/benchmarks.md)
     python scripts/train.py --dataset_dir data/abaw --output_dir runs/au-mlt --vision_preset small
     python scripts/train.py args.yaml                         # every argument from one JSON or YAML file
     accelerate launch scripts/train.py --dataset_dir data/abaw ...   # several processes (docs/training.md)
