@@ -17,7 +17,6 @@ processes; "frames/s from CPU s" is the rate those CPU seconds allow on two othe
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -31,6 +30,7 @@ from matplotlib import cbook
 
 from benchmarks.common import VISION_PRESETS
 from modeling_au_mlt import AUMLTConfig, AUMLTModel
+from modeling_au_mlt.atomic_io import write_json
 from modeling_au_mlt.hub.folder import save_for_hub
 from modeling_au_mlt.inference.media import open_media
 from modeling_au_mlt.inference.predictor import AUPredictor, Prediction
@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(markdown_table(rows))
     if args.json:
-        args.json.write_text(json.dumps({"setting": setting, "rows": rows}, indent=2) + "\n")
+        write_json(args.json, {"setting": setting, "rows": rows})
     return 0
 
 
