@@ -2,7 +2,7 @@
 
 The split is a `datasets.Dataset` as written by `prepare_abaw.py` / `prepare_csv.py`: an `image`
 column (PIL images) and, when present, `labels` (floats, -1 = not annotated), `video_id` and `frame`.
-Used by `scripts/evaluate_model.py` and by training for threshold / smoothing tuning.
+Used by `scripts/evaluate_model.py` (training scores its splits through the Trainer instead).
 """
 
 from dataclasses import dataclass

@@ -1,9 +1,9 @@
 """AU detection on real images and videos: faces found, AUs per frame, one CSV per input.
 
-`predict_inputs` streams every input's frames through a `DataLoader` whose worker decodes frames, finds
-faces and prepares crops while the main process runs the model on batches of faces. Each input gives
-`OUT/<stem>.csv` with one row per face and frame (a row with `face_detected=0` where no face was found);
-videos are smoothed per face over `smooth` frames before thresholding. With `attention_maps` it also draws
+`Prediction(AUPredictor(model), OUT).run(inputs)` streams every input's frames through a `DataLoader` whose
+worker decodes frames, finds faces and prepares crops while the main process runs the model on batches of faces.
+Each input gives `OUT/<stem>.csv` with one row per face and frame (a row with `face_detected=0` where no face
+was found); videos are smoothed per face over `smooth` frames before thresholding. With `attention_maps` it also draws
 where each AU looks (`attention_maps.py`) and, for videos, the AU probabilities over time.
 """
 
