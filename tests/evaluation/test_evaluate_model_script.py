@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 from conftest import tiny_config
-from datasets import Dataset, DatasetDict, Features, List, Value
-from datasets import Image as ImageFeature
+from datasets import Dataset, DatasetDict
 from PIL import Image
 from reference_scores import sklearn_scores
 
 from modeling_au_mlt import AUMLTModel
+from modeling_au_mlt.data.arrow_shards import features_for
 from modeling_au_mlt.evaluation.prediction import SplitPredictions
 from modeling_au_mlt.evaluation.report import evaluation_report
 from modeling_au_mlt.evaluation.tuning import smooth_probabilities
@@ -30,14 +30,6 @@ def tiny_split(rng: np.random.Generator, videos: int = 3, frames: int = 8) -> Da
     labels = rng.integers(0, 2, (len(rows), len(NAMES))).astype(float)
     labels[rng.random(labels.shape) < 0.2] = -1
     images = [Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)) for _ in rows]
-    features = Features(
-        {
-            "image": ImageFeature(),
-            "labels": List(Value("float32"), length=len(NAMES)),
-            "video_id": Value("string"),
-            "frame": Value("int32"),
-        }
-    )
     return Dataset.from_dict(
         {
             "image": [images[i] for i in order],
@@ -45,7 +37,7 @@ def tiny_split(rng: np.random.Generator, videos: int = 3, frames: int = 8) -> Da
             "video_id": [rows[i][0] for i in order],
             "frame": [rows[i][1] for i in order],
         },
-        features=features,
+        features=features_for(NAMES),
     )
 
 
