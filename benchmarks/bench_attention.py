@@ -84,7 +84,8 @@ def pixel_share(attention: np.ndarray, masks: np.ndarray) -> np.ndarray:
 def attention_shares(model_dir: Path, tree: Path, max_frames: int, batch_size: int) -> dict:
     """Per AU, over the frames where it is present: mean attention share inside its region, the region's mean
     image share, their ratio (lift) and the frame count; and the median lift over the AUs."""
-    model = AUMLTModel.from_pretrained(model_dir).eval()
+    # Attention weights come back from eager attention only.
+    model = AUMLTModel.from_pretrained(model_dir, attn_implementation="eager").eval()
     processor = image_processor_for(model.config)
     regions = json.loads((tree / "regions.json").read_text())
     names = model.config.label_names

@@ -1,10 +1,12 @@
 """Section 1: inference speed of AU-MLT against the bare ViT encoder and a ViT multi-label classifier.
 
-For each encoder size and batch size, `AUMLTModel`, the `ViTModel` it wraps (same vision config, no pooler)
-and `ViTForImageClassification` (12 labels, multi-label) run interleaved in one process, fp32 on CPU, with
-a plain fp32 square matrix product in the same rounds as the machine's practical arithmetic limit.
-Reported: images/s, time ratio to the bare encoder (the decoder's overhead), and AU-MLT's achieved GFLOP/s
-(FLOPs counted by `torch.utils.flop_counter.FlopCounterMode`) as a share of the matrix product's.
+For each encoder size and batch size, `AUMLTModel` in both cross-attention forms (`decoder_cross_attention`
+"projected" and "absorbed", same weights; `default_cross_attention` in the results says which one "auto", the
+default, builds at that size), the `ViTModel` it wraps (same vision config, no pooler) and
+`ViTForImageClassification` (12 labels, multi-label) run interleaved in one process, fp32 on CPU, with a plain
+fp32 square matrix product in the same rounds as the machine's practical arithmetic limit. Reported: images/s,
+wall and CPU time ratios to the bare encoder (the decoder's overhead), and the achieved GFLOP/s (FLOPs counted by
+`torch.utils.flop_counter.FlopCounterMode`) as a share of the matrix product's.
 
     PYTHONPATH=. python benchmarks/bench_inference.py --output docs/results/inference.json
 """
@@ -15,11 +17,12 @@ import torch
 from torch.utils import flop_counter
 from transformers import ViTConfig, ViTForImageClassification, ViTModel
 
-from benchmarks.absorbed_attention import absorb_cross_attention
 from benchmarks.common import VISION_PRESETS, interleaved_times, markdown_table, median, report, set_threads, spread
 from modeling_au_mlt import ABAW_AUS, AUMLTConfig, AUMLTModel
 
-MODEL_NAMES = ("vit_encoder", "au_mlt", "au_mlt_absorbed", "vit_classifier")
+# "au_mlt" is the default model ("auto" cross-attention); the other two force one form each.
+AU_MLT_FORMS = {"au_mlt": "auto", "au_mlt_projected": "projected", "au_mlt_absorbed": "absorbed"}
+MODEL_NAMES = ("vit_encoder", "au_mlt_projected", "au_mlt_absorbed", "vit_classifier")
 # FlopCounterMode has no formula for the CPU flash-attention kernel that SDPA dispatches to; it is
 # the same computation as the counted flash kernel, so it gets the same count.
 CPU_SDPA = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu
@@ -30,19 +33,21 @@ def sdpa_flops(query_shape, key_shape, value_shape, *args, out_shape=None, **kwa
     return flop_counter.sdpa_flop_count(query_shape, key_shape, value_shape)
 
 
+def au_mlt_config(preset: str, cross_attention: str = "auto") -> AUMLTConfig:
+    """AU-MLT with the paper's decoder (2 layers, 8 heads, shared head) on a preset encoder."""
+    vision = VISION_PRESETS[preset]
+    heads = 8 if vision["hidden_size"] % 8 == 0 else 4
+    return AUMLTConfig(vision_config=vision, decoder_attention_heads=heads, decoder_cross_attention=cross_attention)
+
+
 def build_models(preset: str, names: tuple[str, ...] = MODEL_NAMES) -> dict[str, torch.nn.Module]:
-    """The named models in eval mode, all on one vision config: AU-MLT (paper defaults: 2 decoder layers,
-    8 heads, shared head), AU-MLT with the absorbed cross-attention of `absorbed_attention.py`, the bare
-    encoder (`vit_encoder`) and a ViT multi-label classifier (`vit_classifier`)."""
+    """The named models in eval mode, all on one vision config: AU-MLT (`AU_MLT_FORMS`: the default, or one
+    cross-attention form), the bare encoder (`vit_encoder`) and a ViT multi-label classifier (`vit_classifier`)."""
     vision = VISION_PRESETS[preset]
     labels = dict(enumerate(ABAW_AUS))
-    au_mlt_config = AUMLTConfig(
-        vision_config=vision, decoder_attention_heads=8 if vision["hidden_size"] % 8 == 0 else 4
-    )
     factories = {
+        **{name: (lambda form=form: AUMLTModel(au_mlt_config(preset, form))) for name, form in AU_MLT_FORMS.items()},
         "vit_encoder": lambda: ViTModel(ViTConfig(**vision), add_pooling_layer=False),
-        "au_mlt": lambda: AUMLTModel(au_mlt_config),
-        "au_mlt_absorbed": lambda: absorb_cross_attention(AUMLTModel(au_mlt_config)),
         "vit_classifier": lambda: ViTForImageClassification(
             ViTConfig(
                 **vision,
@@ -64,9 +69,9 @@ def forward_flops(model: torch.nn.Module, pixel_values: torch.Tensor) -> int:
     return counter.get_total_flops()
 
 
-def measure(preset: str, batch_size: int, repeats: int, matmul_size: int) -> dict:
-    """Median seconds per forward of every model and of the reference matrix product, interleaved."""
-    models = build_models(preset)
+def measure(preset: str, batch_size: int, repeats: int, matmul_size: int, names: tuple[str, ...]) -> dict:
+    """Median seconds per forward of every named model and of the reference matrix product, interleaved."""
+    models = build_models(preset, names)
     size = VISION_PRESETS[preset]["image_size"]
     generator = torch.Generator().manual_seed(0)
     pixel_values = torch.randn(batch_size, 3, size, size, generator=generator)
@@ -89,6 +94,7 @@ def measure(preset: str, batch_size: int, repeats: int, matmul_size: int) -> dic
         "preset": preset,
         "batch_size": batch_size,
         "repeats": repeats,
+        "default_cross_attention": au_mlt_config(preset).cross_attention_form,
         "median_seconds": medians,
         "noise": {name: spread(values) for name, values in times.items()},
         "images_per_second": {name: batch_size / medians[name] for name in models},
@@ -109,7 +115,7 @@ def summary(results: list[dict]) -> str:
         [
             result["preset"],
             result["batch_size"],
-            name,
+            f"{name} (default)" if name == f"au_mlt_{result['default_cross_attention']}" else name,
             result["images_per_second"][name],
             f"{100 * (result['time_ratio_to_encoder'][name] - 1):+.1f}%",
             f"{100 * (result['cpu_time_ratio_to_encoder'][name] - 1):+.1f}%",
@@ -141,18 +147,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--presets", nargs="+", default=["vit-s16-112", "vit-b16-224"], choices=sorted(VISION_PRESETS))
     parser.add_argument("--batch_sizes", nargs="+", type=int, default=[1, 32])
+    parser.add_argument(
+        "--models", nargs="+", default=list(MODEL_NAMES), choices=[*MODEL_NAMES, "au_mlt"], help="models to time"
+    )
     parser.add_argument("--repeats", type=int, default=7, help="timed rounds after one warm-up round")
     parser.add_argument("--matmul_size", type=int, default=2048, help="side of the reference square fp32 matmul")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's, one per core)")
     parser.add_argument("--output", help="write the results as JSON here")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if "vit_encoder" not in args.models:
+        parser.error("--models: vit_encoder is needed, every ratio is to it")
+    return args
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     set_threads(args.threads)
     results = [
-        measure(preset, batch_size, args.repeats, args.matmul_size)
+        measure(preset, batch_size, args.repeats, args.matmul_size, tuple(args.models))
         for preset in args.presets
         for batch_size in args.batch_sizes
     ]

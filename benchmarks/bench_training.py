@@ -1,6 +1,8 @@
 """Section 2: training speed and peak memory of AU-MLT against a ViT multi-label classifier.
 
-Both models get the same encoder, the same `AUMLTTrainer` settings (AdamW, batch size, the project's
+AU-MLT runs in both cross-attention forms (`decoder_cross_attention` "projected" and "absorbed";
+`default_cross_attention` in the results says which one the default "auto" builds at the preset). All models
+get the same encoder, the same `AUMLTTrainer` settings (AdamW, batch size, the project's
 weighted BCE + Dice loss on their logits) and the same in-memory random batches, so only the model
 differs. Training runs in short blocks of optimizer steps, alternating between the models (A, B, A, B,
 ...); each step's time is the interval between consecutive `on_step_end` callbacks (data, forward,
@@ -8,6 +10,7 @@ backward, optimizer), the first step of each block (optimizer state allocation) 
 from one fresh interpreter per model, so neither model's memory hides the other's.
 
     PYTHONPATH=. python benchmarks/bench_training.py --output docs/results/training.json
+    PYTHONPATH=. python benchmarks/bench_training.py --preset vit-b16-224 --batch_size 8 --steps 4 --threads 1
 """
 
 import argparse
@@ -21,7 +24,7 @@ import torch
 from transformers import TrainerCallback, TrainingArguments, default_data_collator
 from transformers.trainer_callback import PrinterCallback
 
-from benchmarks.bench_inference import build_models
+from benchmarks.bench_inference import AU_MLT_FORMS, au_mlt_config, build_models
 from benchmarks.common import (
     VISION_PRESETS,
     interleaved_rounds,
@@ -35,7 +38,7 @@ from benchmarks.common import (
 )
 from modeling_au_mlt.training.trainer import AUMLTTrainer
 
-MODELS = ("au_mlt", "vit_classifier")
+MODELS = ("au_mlt_projected", "au_mlt_absorbed", "vit_classifier")
 
 
 class RandomBatches(torch.utils.data.Dataset):
@@ -109,26 +112,28 @@ def step_seconds(trainer, clock: StepClock) -> list[float]:
     return [wall for wall, _ in step_times(trainer, clock)]
 
 
-def speed(preset: str, batch_size: int, steps: int, rounds: int) -> dict:
-    """Median step seconds, steps/s and samples/s of both models, and AU-MLT's slowdown."""
-    models = build_models(preset, MODELS)
+def speed(preset: str, batch_size: int, steps: int, rounds: int, names: tuple[str, ...] = MODELS) -> dict:
+    """Median step seconds, steps/s and samples/s of every model, and each AU-MLT's slowdown vs the ViT."""
+    models = build_models(preset, names)
     dataset = RandomBatches(batch_size * steps, VISION_PRESETS[preset]["image_size"])
-    trainers = {name: timed_trainer(models[name], dataset, batch_size, steps) for name in MODELS}
+    trainers = {name: timed_trainer(models[name], dataset, batch_size, steps) for name in names}
     times = interleaved_rounds(
         {name: (lambda pair=pair: step_times(*pair)) for name, pair in trainers.items()}, rounds
     )
     seconds = {name: [wall for wall, _ in values] for name, values in times.items()}
     medians = {name: median(values) for name, values in seconds.items()}
     cpu_medians = {name: median([cpu for _, cpu in values]) for name, values in times.items()}
+    au_mlts = [name for name in names if name in AU_MLT_FORMS]
     return {
+        "default_cross_attention": au_mlt_config(preset).cross_attention_form,
         "median_step_seconds": medians,
         "noise": {name: spread(values) for name, values in seconds.items()},
         "timed_steps": {name: len(values) for name, values in seconds.items()},
-        "steps_per_second": {name: 1 / medians[name] for name in MODELS},
-        "samples_per_second": {name: batch_size / medians[name] for name in MODELS},
-        "au_mlt_slowdown": medians["au_mlt"] / medians["vit_classifier"] - 1,
+        "steps_per_second": {name: 1 / medians[name] for name in names},
+        "samples_per_second": {name: batch_size / medians[name] for name in names},
+        "slowdown": {name: medians[name] / medians["vit_classifier"] - 1 for name in au_mlts},
         "median_step_cpu_seconds": cpu_medians,
-        "au_mlt_cpu_slowdown": cpu_medians["au_mlt"] / cpu_medians["vit_classifier"] - 1,
+        "cpu_slowdown": {name: cpu_medians[name] / cpu_medians["vit_classifier"] - 1 for name in au_mlts},
     }
 
 
@@ -146,10 +151,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--steps", type=int, default=5, help="optimizer steps per block (the first is not timed)")
     parser.add_argument("--rounds", type=int, default=3, help="timed blocks per model after one warm-up block")
-    parser.add_argument("--rss_only", choices=MODELS, help="internal: train this model alone and print its peak RSS")
+    parser.add_argument(
+        "--models", nargs="+", default=list(MODELS), choices=[*MODELS, "au_mlt"], help="models to train"
+    )
+    parser.add_argument("--no_rss", action="store_true", help="skip the peak-RSS runs (one training per model)")
+    parser.add_argument(
+        "--rss_only", choices=[*MODELS, "au_mlt"], help="internal: train this model alone and print its peak RSS"
+    )
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's, one per core)")
     parser.add_argument("--output", help="write the results as JSON here")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if "vit_classifier" not in args.models:
+        parser.error("--models: vit_classifier is needed, every slowdown is relative to it")
+    return args
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -158,25 +172,34 @@ def main(argv: list[str] | None = None) -> None:
     if args.rss_only:
         print(json.dumps(peak_rss_of(args.rss_only, args.preset, args.batch_size, args.steps)))
         return
+    names = tuple(args.models)
     result = {
         "preset": args.preset,
         "batch_size": args.batch_size,
         "threads": torch.get_num_threads(),
-        **speed(args.preset, args.batch_size, args.steps, args.rounds),
+        **speed(args.preset, args.batch_size, args.steps, args.rounds, names),
     }
-    shared = ["--preset", args.preset, "--batch_size", str(args.batch_size), "--steps", str(args.steps)]
-    shared += ["--threads", str(args.threads)] if args.threads else []
-    # One interpreter per model; they run side by side (peak RSS does not depend on the neighbour).
-    with ThreadPoolExecutor(len(MODELS)) as pool:
-        runs = pool.map(lambda name: run_json_subprocess(Path(__file__), [*shared, "--rss_only", name]), MODELS)
-        result["peak_rss_mib"] = {run["model"]: run["peak_rss_mib"] for run in runs}
+    if not args.no_rss:
+        shared = ["--preset", args.preset, "--batch_size", str(args.batch_size), "--steps", str(args.steps)]
+        shared += ["--threads", str(args.threads)] if args.threads else []
+        # One interpreter per model; they run side by side (peak RSS does not depend on the neighbour).
+        with ThreadPoolExecutor(len(names)) as pool:
+            runs = pool.map(lambda name: run_json_subprocess(Path(__file__), [*shared, "--rss_only", name]), names)
+            result["peak_rss_mib"] = {run["model"]: run["peak_rss_mib"] for run in runs}
+    default = f"au_mlt_{result['default_cross_attention']}"
     rows = [
-        [name, result["steps_per_second"][name], result["samples_per_second"][name], result["peak_rss_mib"][name]]
-        for name in MODELS
+        [
+            f"{name} (default)" if name == default else name,
+            result["steps_per_second"][name],
+            result["samples_per_second"][name],
+            f"{100 * result['slowdown'][name]:+.1f}%" if name in result["slowdown"] else "",
+            f"{100 * result['cpu_slowdown'][name]:+.1f}%" if name in result["cpu_slowdown"] else "",
+            result.get("peak_rss_mib", {}).get(name, ""),
+        ]
+        for name in names
     ]
-    table = markdown_table(["model", "steps/s", "samples/s", "peak RSS MiB"], rows)
-    table += f"\n\nAU-MLT step time vs ViT classifier: {100 * result['au_mlt_slowdown']:+.1f}% wall, "
-    table += f"{100 * result['au_mlt_cpu_slowdown']:+.1f}% CPU time"
+    headers = ["model", "steps/s", "samples/s", "step time vs ViT classifier", "same, CPU time", "peak RSS MiB"]
+    table = markdown_table(headers, rows)
     report({"section": "training", **result}, args.output, table)
 
 

@@ -17,6 +17,14 @@ ABAW_AUS = ("AU1", "AU2", "AU4", "AU6", "AU7", "AU10", "AU12", "AU15", "AU23", "
 HEAD_TYPES = ("shared", "per_label")
 DECODER_INITIALIZERS = ("glorot", "normal")
 ENCODER_STEMS = ("patch", "conv")
+CROSS_ATTENTION_FORMS = ("auto", "projected", "absorbed")
+# What `save_pretrained` records in `config.json` for `trust_remote_code` loading: transformers writes only the
+# saved class's own entry, so the config carries the whole family and every saved folder names both model classes.
+AUTO_MAP = {
+    "AutoConfig": "configuration_au_mlt.AUMLTConfig",
+    "AutoModel": "modeling_au_mlt.AUMLTModel",
+    "AutoModelForImageClassification": "modeling_au_mlt.AUMLTForImageClassification",
+}
 
 
 class AUMLTConfig(PreTrainedConfig):
@@ -47,6 +55,15 @@ class AUMLTConfig(PreTrainedConfig):
             Dropout `D` on residual branches and inside the MLP.
         decoder_attention_dropout (`float`, *optional*, defaults to 0.0):
             Dropout on the decoder attention probabilities.
+        decoder_cross_attention (`str`, *optional*, defaults to `"auto"`):
+            How the token-to-image attention (eq. 6) is computed; both forms have the same weights, outputs and
+            attention maps. `"projected"`: keys and values are projections of the N image tokens, 2Nd^2 + 2LNd
+            multiply-adds per image and layer (L labels, width d). `"absorbed"`: the key and value projections act
+            on the L label queries instead and the raw image tokens serve as every head's keys and values,
+            2Ld^2 + 2HLNd (H heads); the key bias, which adds a constant per query that softmax ignores, is not
+            used (it gets no gradient). `"auto"`: the cheaper of the two for the configured image size,
+            "absorbed" when Ld + HLN < Nd + LN and there is no attention dropout (the absorbed form adds the value
+            bias after the attention, which is exact only while every attention row sums to 1).
         decoder_layer_norm_eps (`float`, *optional*, defaults to 1e-5):
             Epsilon of the decoder's LayerNorms.
         decoder_norm_first (`bool`, *optional*, defaults to `False`):
@@ -75,7 +92,15 @@ class AUMLTConfig(PreTrainedConfig):
 
     model_type = "au_mlt"
     # Trainer gathers every other output across evaluation batches; the metrics need only the logits.
-    keys_to_ignore_at_inference = ["label_hidden_states", "encoder_last_hidden_state"]
+    keys_to_ignore_at_inference = [
+        "label_hidden_states",
+        "encoder_last_hidden_state",
+        "hidden_states",
+        "attentions",
+        "decoder_hidden_states",
+        "decoder_attentions",
+        "cross_attentions",
+    ]
     sub_configs = {"vision_config": ViTConfig}
 
     def __init__(
@@ -89,6 +114,7 @@ class AUMLTConfig(PreTrainedConfig):
         decoder_ffn_dim=None,
         decoder_dropout=0.1,
         decoder_attention_dropout=0.0,
+        decoder_cross_attention="auto",
         decoder_layer_norm_eps=1e-5,
         decoder_norm_first=False,
         label_self_attention=True,
@@ -112,6 +138,7 @@ class AUMLTConfig(PreTrainedConfig):
         self.decoder_ffn_dim = decoder_ffn_dim
         self.decoder_dropout = decoder_dropout
         self.decoder_attention_dropout = decoder_attention_dropout
+        self.decoder_cross_attention = decoder_cross_attention
         self.decoder_layer_norm_eps = decoder_layer_norm_eps
         self.decoder_norm_first = decoder_norm_first
         self.label_self_attention = label_self_attention
@@ -125,6 +152,7 @@ class AUMLTConfig(PreTrainedConfig):
         if kwargs.get("id2label") is not None and kwargs.get("label2id") is None:
             kwargs["label2id"] = {name: int(index) for index, name in kwargs["id2label"].items()}
         kwargs.setdefault("problem_type", "multi_label_classification")
+        kwargs.setdefault("auto_map", dict(AUTO_MAP))
         super().__init__(**kwargs)
         self.validate_au_mlt()
 
@@ -144,6 +172,24 @@ class AUMLTConfig(PreTrainedConfig):
         if self.encoder_stem_channels is not None:
             return list(self.encoder_stem_channels)
         return [32 * 2**stage for stage in range(stem_stages(self.vision_config.patch_size))]
+
+    @property
+    def num_image_tokens(self) -> int:
+        """Tokens N the encoder gives at the configured image size: CLS and one per patch."""
+        size, patch = self.vision_config.image_size, self.vision_config.patch_size
+        height, width = (size, size) if isinstance(size, int) else size
+        return 1 + (height // patch) * (width // patch)
+
+    @property
+    def cross_attention_form(self) -> str:
+        """`"projected"` or `"absorbed"`: the cross-attention the model builds (`decoder_cross_attention` resolved)."""
+        if self.decoder_cross_attention != "auto":
+            return self.decoder_cross_attention
+        labels, tokens = self.num_labels, self.num_image_tokens
+        width, heads = self.hidden_size, self.decoder_attention_heads
+        # Multiply-adds per image and layer divided by d: absorbed 2Ld^2 + 2HLNd, projected 2Nd^2 + 2LNd.
+        cheaper = labels * width + heads * labels * tokens < tokens * width + labels * tokens
+        return "absorbed" if cheaper and self.decoder_attention_dropout == 0 else "projected"
 
     @property
     def label_names(self) -> list[str]:
@@ -178,6 +224,16 @@ class AUMLTConfig(PreTrainedConfig):
         for field in ("decoder_dropout", "decoder_attention_dropout"):
             if not 0.0 <= getattr(self, field) < 1.0:
                 raise ValueError(f"{field}: expected a probability in [0, 1), got {getattr(self, field)!r}")
+        if self.decoder_cross_attention not in CROSS_ATTENTION_FORMS:
+            raise ValueError(
+                f"decoder_cross_attention: expected one of {CROSS_ATTENTION_FORMS}, "
+                f"got {self.decoder_cross_attention!r}"
+            )
+        if self.decoder_cross_attention == "absorbed" and self.decoder_attention_dropout > 0:
+            raise ValueError(
+                "decoder_cross_attention: the absorbed form is exact only without attention dropout, got "
+                f"decoder_attention_dropout={self.decoder_attention_dropout}; use 'projected' or 'auto'"
+            )
         if self.thresholds is not None:
             if len(self.thresholds) != self.num_labels:
                 raise ValueError(

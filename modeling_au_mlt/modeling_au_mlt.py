@@ -7,13 +7,18 @@ Detection" (ABAW3, 2022). Equations referenced below are the paper's:
   convolutions of Xiao et al. 2021 ("Early convolutions help transformers see better") in place of the ViT's
   patch convolution; the paper's authors likewise put a CNN in front of their transformer layer.
 - `AUMLTAttention`: multi-head attention, eqs. 1-3, with the binary mask of eq. 2.
+- `AUMLTAbsorbedCrossAttention`: eq. 6's token-to-image attention with the key and value projections moved
+  onto the label queries, `(Q_h W_kh^T) X^T` and `(A_h X) W_vh`: same weights and outputs, cheaper when the
+  labels are few and the image tokens many (`AUMLTConfig.decoder_cross_attention`).
 - `AUMLTMLP`: the MLP block, eq. 4.
 - `AUMLTDecoderLayer`: token self-attention (eq. 5), token-to-patch cross-attention (eq. 6) and the MLP
   block (eq. 7), each with a residual connection and a post-LayerNorm (or, with `decoder_norm_first`, a
   pre-LayerNorm, Xiong et al. 2020).
+- `AUMLTHead`: eq. 8's W_p, one map from each label token to its logit.
 - `AUMLTModel`: a ViT encoder gives the image tokens X, learned label tokens T(0) go through `N_l`
-  decoder layers, and a sigmoid head maps each token to one logit (eq. 8). The loss is eq. 10's BCE,
-  averaged over annotated entries.
+  decoder layers, and the head maps each token to one logit (eq. 8). The loss is eq. 10's BCE,
+  averaged over annotated entries (`masked_bce`).
+- `AUMLTForImageClassification`: the same model under the name the image-classification pipeline loads.
 
 This file is shipped next to the weights as remote code: it imports only torch, transformers and
 `.configuration_au_mlt`.
@@ -21,6 +26,7 @@ This file is shipped next to the weights as remote code: it imports only torch, 
 
 import inspect
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -28,18 +34,18 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import PreTrainedModel, ViTModel
 from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.utils import ModelOutput, logging
 
-from .configuration_au_mlt import AUMLTConfig
+from .configuration_au_mlt import NOT_ANNOTATED, AUMLTConfig
 
-IGNORE_LABEL = -1
 STEM_PREFIX = "embeddings.patch_embeddings."  # the encoder's patch stem, in `ViTModel.state_dict()` names
 logger = logging.get_logger(__name__)
 
 
 @dataclass
 class AUMLTOutput(ModelOutput):
-    r"""Outputs of [`AUMLTModel`].
+    r"""Outputs of [`AUMLTModel`]; the encoder's fields are named as in transformers' `ImageClassifierOutput`.
 
     Args:
         loss (`torch.FloatTensor` of shape `()`, *optional*):
@@ -50,32 +56,77 @@ class AUMLTOutput(ModelOutput):
             The label tokens T(N_l) after the last decoder layer.
         encoder_last_hidden_state (`torch.FloatTensor` of shape `(batch_size, num_tokens, hidden_size)`):
             The image tokens X (ViT CLS token first, then the patches in row-major order).
-        encoder_hidden_states (`tuple(torch.FloatTensor)`, *optional*):
+        hidden_states (`tuple(torch.FloatTensor)`, *optional*):
             With `output_hidden_states=True`: the ViT embeddings and each ViT layer's output,
             each `(batch_size, num_tokens, hidden_size)`.
-        encoder_attentions (`tuple(torch.FloatTensor)`, *optional*):
-            With `output_attentions=True` and an eager encoder: each ViT layer's attention weights,
+        attentions (`tuple(torch.FloatTensor)`, *optional*):
+            With `output_attentions=True` and eager attention: each ViT layer's attention weights,
             `(batch_size, encoder_heads, num_tokens, num_tokens)`.
         decoder_hidden_states (`tuple(torch.FloatTensor)`, *optional*):
             With `output_hidden_states=True`: T(0) and each decoder layer's output,
             each `(batch_size, num_labels, decoder_hidden_size)`.
         decoder_attentions (`tuple(torch.FloatTensor)`, *optional*):
-            With `output_attentions=True` and `label_self_attention`: each decoder layer's token
-            self-attention weights, `(batch_size, decoder_heads, num_labels, num_labels)`.
+            With `output_attentions=True`, eager attention and `label_self_attention`: each decoder layer's
+            token self-attention weights, `(batch_size, decoder_heads, num_labels, num_labels)`.
         cross_attentions (`tuple(torch.FloatTensor)`, *optional*):
-            With `output_attentions=True`: each decoder layer's token-to-image attention weights,
-            `(batch_size, decoder_heads, num_labels, num_tokens)`; where each AU looks.
+            With `output_attentions=True` and eager attention: each decoder layer's token-to-image attention
+            weights, `(batch_size, decoder_heads, num_labels, num_tokens)`; where each AU looks.
     """
 
     loss: torch.FloatTensor | None = None
     logits: torch.FloatTensor | None = None
     label_hidden_states: torch.FloatTensor | None = None
     encoder_last_hidden_state: torch.FloatTensor | None = None
-    encoder_hidden_states: tuple[torch.FloatTensor, ...] | None = None
-    encoder_attentions: tuple[torch.FloatTensor, ...] | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
     decoder_hidden_states: tuple[torch.FloatTensor, ...] | None = None
     decoder_attentions: tuple[torch.FloatTensor, ...] | None = None
     cross_attentions: tuple[torch.FloatTensor, ...] | None = None
+
+
+def expand_mask(mask: torch.Tensor | None) -> torch.Tensor | None:
+    """Boolean mask, True where a query may attend to a key (eq. 2's Delta = 0), as 4-D for every head.
+
+    (queries, keys) -> (1, 1, queries, keys); (batch, queries, keys) -> (batch, 1, queries, keys); 4-D as is.
+    """
+    if mask is None:
+        return None
+    mask = mask.bool()
+    if mask.dim() == 3:
+        mask = mask.unsqueeze(1)
+    return mask[(None,) * (4 - mask.dim())]
+
+
+def masked_bce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Eq. 10's BCE averaged over annotated entries; `NOT_ANNOTATED` entries contribute nothing."""
+    labels = labels.to(logits.dtype)
+    annotated = labels != NOT_ANNOTATED
+    losses = F.binary_cross_entropy_with_logits(logits, labels.clamp(min=0), reduction="none")
+    return (losses * annotated).sum() / annotated.sum().clamp(min=1)
+
+
+def eager_attention_forward(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float,
+    dropout: float = 0.0,
+    **kwargs,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """softmax(Q K^T * scaling) V with a boolean mask, in transformers' attention-interface convention.
+
+    query `(batch, heads, queries, dim)`, key and value `(batch, heads, keys, dim)`; returns the output
+    `(batch, queries, heads, dim)` and the weights `(batch, heads, queries, keys)`.
+    """
+    scores = torch.matmul(query, key.transpose(2, 3)) * scaling
+    if attention_mask is not None:
+        scores = scores.masked_fill(~attention_mask, torch.finfo(scores.dtype).min)
+    # float32 softmax, as transformers' eager attention does: half-precision scores lose the small weights.
+    weights = F.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
+    output = torch.matmul(F.dropout(weights, p=dropout, training=module.training), value)
+    return output.transpose(1, 2).contiguous(), weights
 
 
 class AUMLTConvStem(nn.Module):
@@ -114,10 +165,10 @@ class AUMLTConvStem(nn.Module):
 
 
 class AUMLTAttention(nn.Module):
-    """Multi-head attention of eqs. 1-3; `attention_mask` is the complement of eq. 2's Delta.
+    """Multi-head attention of eqs. 1-3, through transformers' attention interface (eager, SDPA, ...).
 
-    `attention_mask` is boolean, broadcastable to `(batch, heads, queries, keys)`, True where a query may
-    attend to a key (Delta = 0). SDPA computes the result unless the weights are wanted.
+    `attention_mask` is boolean, `(batch or 1, 1 or heads, queries, keys)`, True where a query may attend to a
+    key (Delta = 0). Only eager attention returns the weights, as in transformers' models.
     """
 
     def __init__(self, config: AUMLTConfig):
@@ -125,41 +176,75 @@ class AUMLTAttention(nn.Module):
         self.config = config
         self.num_heads = config.decoder_attention_heads
         self.head_dim = config.hidden_size // self.num_heads
+        self.scaling = self.head_dim**-0.5
         self.dropout = config.decoder_attention_dropout
+        self.is_causal = False  # read by the SDPA interface, which would otherwise apply a causal mask
         self.q_proj = nn.Linear(config.hidden_size, config.hidden_size)
         self.k_proj = nn.Linear(config.hidden_size, config.hidden_size)
         self.v_proj = nn.Linear(config.hidden_size, config.hidden_size)
         self.o_proj = nn.Linear(config.hidden_size, config.hidden_size)
 
-    def split_heads(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        batch_size, length, _ = hidden_states.shape
-        # (batch, length, hidden) -> (batch, heads, length, head_dim)
-        return hidden_states.view(batch_size, length, self.num_heads, self.head_dim).transpose(1, 2)
+    def attend(self, query, key, value, attention_mask, **kwargs) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The configured attention implementation on `(batch, heads, length, dim)` inputs."""
+        interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(
+            self.config._attn_implementation, eager_attention_forward
+        )
+        dropout = self.dropout if self.training else 0.0
+        return interface(self, query, key, value, attention_mask, dropout=dropout, scaling=self.scaling, **kwargs)
 
     def forward(
         self,
         hidden_states: torch.Tensor,
         key_value_states: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
-        output_attentions: bool = False,
+        **kwargs,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         batch_size, num_queries, _ = hidden_states.shape
-        query = self.split_heads(self.q_proj(hidden_states))  # (batch, heads, labels, head_dim)
-        key = self.split_heads(self.k_proj(key_value_states))  # (batch, heads, keys, head_dim)
-        value = self.split_heads(self.v_proj(key_value_states))
-        dropout = self.dropout if self.training else 0.0
-        # SDPA cannot return the weights, so the eager path also serves requests for them.
-        if output_attentions or self.config._attn_implementation == "eager":
-            scores = query @ key.transpose(-1, -2) / math.sqrt(self.head_dim)  # (batch, heads, labels, keys)
-            if attention_mask is not None:
-                scores = scores.masked_fill(~attention_mask, torch.finfo(scores.dtype).min)
-            weights = scores.softmax(dim=-1)
-            context = F.dropout(weights, p=dropout, training=self.training) @ value
-        else:
-            weights = None
-            context = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask, dropout_p=dropout)
-        context = context.transpose(1, 2).reshape(batch_size, num_queries, -1)  # (batch, labels, hidden)
-        return self.o_proj(context), weights if output_attentions else None
+        head_shape = (batch_size, -1, self.num_heads, self.head_dim)
+        query = self.q_proj(hidden_states).view(head_shape).transpose(1, 2)  # (batch, heads, queries, head_dim)
+        key = self.k_proj(key_value_states).view(head_shape).transpose(1, 2)  # (batch, heads, keys, head_dim)
+        value = self.v_proj(key_value_states).view(head_shape).transpose(1, 2)
+        context, weights = self.attend(query, key, value, attention_mask, **kwargs)  # (batch, queries, heads, hd)
+        return self.o_proj(context.reshape(batch_size, num_queries, -1)), weights
+
+
+class AUMLTAbsorbedCrossAttention(AUMLTAttention):
+    """`AUMLTAttention` for eq. 6 with the key and value projections moved onto the L label queries.
+
+    Per head h, with W_kh, W_vh the head's `(head_dim, d)` rows of the key and value maps:
+
+        Q_h K_h^T = (Q_h W_kh) X^T + (Q_h b_kh) 1^T     the second term is constant per query: softmax drops it
+        A_h V_h   = (A_h X) W_vh^T + b_vh                 rows of A_h sum to 1
+
+    so the H x L absorbed queries `Q_h W_kh` attend, as one head of width d, to the raw image tokens X as keys
+    and values. Besides the query and output maps, 2Ld^2 + 2HLNd multiply-adds per image instead of
+    2Nd^2 + 2LNd; same parameters, outputs and attention weights as `AUMLTAttention`. The key bias is not used.
+    """
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        key_value_states: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        **kwargs,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        batch_size, num_labels, _ = hidden_states.shape
+        rows = self.num_heads * num_labels
+        key_weight = self.k_proj.weight.view(self.num_heads, self.head_dim, -1)  # (heads, head_dim, d)
+        value_weight = self.v_proj.weight.view(self.num_heads, self.head_dim, -1)
+        query = self.q_proj(hidden_states).view(batch_size, num_labels, self.num_heads, self.head_dim)
+        query = torch.einsum("blhe,hed->bhld", query, key_weight)  # (batch, heads, labels, d)
+        image = key_value_states.unsqueeze(1)  # (batch, 1, tokens, d): one key/value head shared by all rows
+        if attention_mask is not None:
+            # (batch or 1, 1 or heads, labels, tokens) -> one row per (head, label), in the queries' order
+            attention_mask = attention_mask.expand(-1, self.num_heads, num_labels, -1)
+            attention_mask = attention_mask.reshape(attention_mask.shape[0], 1, rows, -1)
+        mixed, weights = self.attend(query.reshape(batch_size, 1, rows, -1), image, image, attention_mask, **kwargs)
+        mixed = mixed.reshape(batch_size, self.num_heads, num_labels, -1)  # A_h X: (batch, heads, labels, d)
+        context = torch.einsum("bhld,hed->blhe", mixed, value_weight).reshape(batch_size, num_labels, -1)
+        if weights is not None:
+            weights = weights.reshape(batch_size, self.num_heads, num_labels, -1)  # (batch, heads, labels, tokens)
+        return self.o_proj(context + self.v_proj.bias), weights
 
 
 class AUMLTMLP(nn.Module):
@@ -187,7 +272,8 @@ class AUMLTDecoderLayer(GradientCheckpointingLayer):
         self.norm_first = config.decoder_norm_first
         self.self_attn = AUMLTAttention(config) if config.label_self_attention else None
         self.self_attn_layer_norm = nn.LayerNorm(config.hidden_size, eps=eps) if config.label_self_attention else None
-        self.cross_attn = AUMLTAttention(config)
+        absorbed = config.cross_attention_form == "absorbed"
+        self.cross_attn = (AUMLTAbsorbedCrossAttention if absorbed else AUMLTAttention)(config)
         self.cross_attn_layer_norm = nn.LayerNorm(config.hidden_size, eps=eps)
         self.mlp = AUMLTMLP(config)
         self.final_layer_norm = nn.LayerNorm(config.hidden_size, eps=eps)
@@ -209,19 +295,19 @@ class AUMLTDecoderLayer(GradientCheckpointingLayer):
         image_states: torch.Tensor,
         self_attention_mask: torch.Tensor | None = None,
         cross_attention_mask: torch.Tensor | None = None,
-        output_attentions: bool = False,
+        **kwargs,
     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         self_weights = None
         if self.self_attn is not None:
             hidden_states, self_weights = self.residual_block(  # eq. 5
                 hidden_states,
                 self.self_attn_layer_norm,
-                lambda states: self.self_attn(states, states, self_attention_mask, output_attentions),
+                lambda states: self.self_attn(states, states, self_attention_mask, **kwargs),
             )
         hidden_states, cross_weights = self.residual_block(  # eq. 6
             hidden_states,
             self.cross_attn_layer_norm,
-            lambda states: self.cross_attn(states, image_states, cross_attention_mask, output_attentions),
+            lambda states: self.cross_attn(states, image_states, cross_attention_mask, **kwargs),
         )
         hidden_states, _ = self.residual_block(  # eq. 7
             hidden_states, self.final_layer_norm, lambda states: (self.mlp(states), None)
@@ -252,12 +338,6 @@ class AUMLTPreTrainedModel(PreTrainedModel):
     supports_gradient_checkpointing = True
     _no_split_modules = ["ViTEmbeddings", "ViTLayer", "AUMLTDecoderLayer"]
     _supports_sdpa = True
-
-    @classmethod
-    def _can_set_attn_implementation(cls) -> bool:
-        # transformers guesses this from the source; the decoder reads `config._attn_implementation` at every
-        # call, so `set_attn_implementation("eager")` is always safe.
-        return True
 
     def _init_weights(self, module: nn.Module) -> None:
         """Initialise AU-MLT's own modules; transformers dispatches the ViT encoder to its own `_init_weights`.
@@ -295,6 +375,18 @@ class AUMLTPreTrainedModel(PreTrainedModel):
         else:
             nn.init.trunc_normal_(weight, std=self.config.initializer_range)
 
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """`PreTrainedModel.save_pretrained`, writing the weight names of `state_dict()`.
+
+        transformers 5.x saves the ViT encoder under its legacy weight names by default
+        (https://github.com/huggingface/transformers/issues/48805), so a plain `load_state_dict`, as in
+        Trainer's resume and `load_best_model_at_end`, silently misses the encoder. Remove this method once
+        the oldest supported transformers saves `state_dict()` names by default.
+        """
+        if "save_original_format" in inspect.signature(PreTrainedModel.save_pretrained).parameters:
+            kwargs.setdefault("save_original_format", False)
+        return super().save_pretrained(save_directory, *args, **kwargs)
+
 
 class AUMLTModel(AUMLTPreTrainedModel):
     """ViT encoder, learned label tokens, `decoder_layers` decoder layers and a sigmoid head (eqs. 5-10)."""
@@ -319,7 +411,6 @@ class AUMLTModel(AUMLTPreTrainedModel):
             else nn.Identity()
         )
         self.head = AUMLTHead(config)
-        self.gradient_checkpointing = False
         self.post_init()
 
     @classmethod
@@ -350,22 +441,9 @@ class AUMLTModel(AUMLTPreTrainedModel):
             )
         return model
 
-    def save_pretrained(self, save_directory, *args, **kwargs):
-        """Save with the weight names of `state_dict()` so a plain `load_state_dict` restores every weight.
-
-        transformers 5.x writes legacy ViT names by default (issue #48805); Trainer's resume and
-        `load_best_model_at_end` then silently miss the encoder.
-        """
-        if "save_original_format" in inspect.signature(PreTrainedModel.save_pretrained).parameters:
-            kwargs.setdefault("save_original_format", False)
-        if self._auto_class is not None:
-            # Only one auto class is recorded per class; the pipeline needs the image-classification one too.
-            class_reference = f"{type(self).__module__.split('.')[-1]}.{type(self).__name__}"
-            self.config.auto_map = {
-                **(getattr(self.config, "auto_map", None) or {}),
-                "AutoModelForImageClassification": class_reference,
-            }
-        return super().save_pretrained(save_directory, *args, **kwargs)
+    def get_input_embeddings(self) -> nn.Module:
+        """The encoder's stem, which turns pixels into patch tokens (a `ViTPatchEmbeddings` or `AUMLTConvStem`)."""
+        return self.encoder.embeddings.patch_embeddings
 
     def forward(
         self,
@@ -390,6 +468,8 @@ class AUMLTModel(AUMLTPreTrainedModel):
             cross_attention_mask (`torch.BoolTensor`, *optional*):
                 Broadcastable to `(batch_size, num_labels, num_tokens)`;
                 true where label i may attend to image token j.
+            output_attentions (`bool`, *optional*):
+                Return the attention weights; they need eager attention (`attn_implementation="eager"`).
         """
         output_attentions = self.config.output_attentions if output_attentions is None else output_attentions
         output_hidden_states = (
@@ -405,52 +485,49 @@ class AUMLTModel(AUMLTPreTrainedModel):
             return_dict=True,
         )
         image_states = self.input_projection(encoder_outputs.last_hidden_state)  # (batch, tokens, hidden)
-        self_attention_mask = self.expand_mask(self_attention_mask)
-        cross_attention_mask = self.expand_mask(cross_attention_mask)
+        self_attention_mask = expand_mask(self_attention_mask)
+        cross_attention_mask = expand_mask(cross_attention_mask)
 
         hidden_states = self.label_embeddings.expand(pixel_values.shape[0], -1, -1)  # (batch, labels, hidden)
         all_hidden_states = (hidden_states,) if output_hidden_states else None
-        self_weights, cross_weights = [], []
+        self_weights, cross_weights = (), ()
         for layer in self.layers:
             hidden_states, layer_self_weights, layer_cross_weights = layer(
-                hidden_states, image_states, self_attention_mask, cross_attention_mask, output_attentions
+                hidden_states,
+                image_states,
+                self_attention_mask,
+                cross_attention_mask,
+                output_attentions=output_attentions,
             )
-            self_weights.append(layer_self_weights)
-            cross_weights.append(layer_cross_weights)
             if output_hidden_states:
                 all_hidden_states += (hidden_states,)
+            # Only eager attention returns weights; SDPA warns that it cannot.
+            if output_attentions and layer_cross_weights is not None:
+                cross_weights += (layer_cross_weights,)
+                self_weights += (layer_self_weights,) if layer_self_weights is not None else ()
 
         hidden_states = self.final_layer_norm(hidden_states)
         logits = self.head(hidden_states)  # (batch, labels)
-        loss = self.masked_bce(logits, labels) if labels is not None else None
         output = AUMLTOutput(
-            loss=loss,
+            loss=masked_bce(logits, labels) if labels is not None else None,
             logits=logits,
             label_hidden_states=hidden_states,
             encoder_last_hidden_state=encoder_outputs.last_hidden_state,
-            encoder_hidden_states=encoder_outputs.hidden_states,
-            encoder_attentions=encoder_outputs.attentions or None,
+            hidden_states=encoder_outputs.hidden_states,
+            attentions=encoder_outputs.attentions or None,
             decoder_hidden_states=all_hidden_states,
-            decoder_attentions=tuple(self_weights) if output_attentions and self.config.label_self_attention else None,
-            cross_attentions=tuple(cross_weights) if output_attentions else None,
+            decoder_attentions=self_weights or None,
+            cross_attentions=cross_weights or None,
         )
         return output if return_dict else output.to_tuple()
 
-    @staticmethod
-    def expand_mask(mask: torch.Tensor | None) -> torch.Tensor | None:
-        """Boolean (batch or 1, queries, keys) mask -> (batch or 1, 1, queries, keys), shared by all heads."""
-        if mask is None:
-            return None
-        mask = mask.bool()
-        return mask.unsqueeze(-3) if mask.dim() == 3 else mask
 
-    @staticmethod
-    def masked_bce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Eq. 10's BCE averaged over annotated entries; -1 entries contribute nothing."""
-        labels = labels.to(logits.dtype)
-        annotated = labels != IGNORE_LABEL
-        losses = F.binary_cross_entropy_with_logits(logits, labels.clamp(min=0), reduction="none")
-        return (losses * annotated).sum() / annotated.sum().clamp(min=1)
+class AUMLTForImageClassification(AUMLTModel):
+    """[`AUMLTModel`] under the name `AutoModelForImageClassification` and the image-classification pipeline load.
+
+    AU-MLT is itself a multi-label classifier (logits and loss), so this class adds nothing: both classes have
+    the same weights under the same names and load the same checkpoints.
+    """
 
 
-__all__ = ["AUMLTConvStem", "AUMLTModel", "AUMLTOutput", "AUMLTPreTrainedModel"]
+__all__ = ["AUMLTConvStem", "AUMLTForImageClassification", "AUMLTModel", "AUMLTOutput", "AUMLTPreTrainedModel"]

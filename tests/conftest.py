@@ -76,6 +76,19 @@ def script_runner():
     return run_script
 
 
+def pytest_configure(config):
+    # Marks of transformers' common model tests (test_transformers_common.py), registered as transformers'
+    # own conftest does, so that collecting them does not warn.
+    for mark in (
+        "accelerate_tests",
+        "flash_attn_test",
+        "flash_attn_3_test",
+        "flash_attn_4_test",
+        "torch_compile_test",
+    ):
+        config.addinivalue_line("markers", f"{mark}: a mark of transformers' common model tests")
+
+
 def tiny_config(**overrides) -> AUMLTConfig:
     """The tiny AU-MLT configuration (12 ABAW AUs unless `id2label` says otherwise); `overrides` are
     `AUMLTConfig` fields."""

@@ -3,6 +3,7 @@ from conftest import TINY_VISION, tiny_config
 from transformers import ViTConfig
 
 from modeling_au_mlt import ABAW_AUS, AUMLTConfig
+from modeling_au_mlt.training.arguments import DEFAULT_JOB
 
 
 def test_defaults_are_the_abaw_label_set_and_multi_label():
@@ -79,3 +80,56 @@ def test_stem_channels_default_doubles_per_stage_and_round_trips(tmp_path):
     config.save_pretrained(tmp_path)
     loaded = type(config).from_pretrained(tmp_path)
     assert loaded.stem_channels == [8, 16, 24] and loaded.decoder_norm_first and loaded.encoder_stem == "conv"
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [{"decoder_cross_attention": "fast"}, {"decoder_cross_attention": "absorbed", "decoder_attention_dropout": 0.1}],
+)
+def test_invalid_cross_attention_settings_raise_naming_the_field(overrides):
+    with pytest.raises(ValueError, match="decoder_cross_attention"):
+        tiny_config(**overrides)
+
+
+MAIN_JOB = {key: DEFAULT_JOB[key] for key in ("vision_hidden_size", "image_size", "patch_size")}
+
+
+@pytest.mark.parametrize(
+    "vision, heads, form",
+    [
+        # N = 50 tokens, d = 384: absorbed 12 * 384 + 8 * 12 * 50 = 9408 < projected 50 * 384 + 12 * 50 = 19800
+        ({"hidden_size": 384, "num_attention_heads": 6, "image_size": 112, "patch_size": 16}, 8, "absorbed"),
+        # N = 197, d = 768: 28128 < 153660
+        ({"hidden_size": 768, "num_attention_heads": 12, "image_size": 224, "patch_size": 16}, 8, "absorbed"),
+        # The main job: N = 65, d = 128: 4656 < 9100
+        (
+            {
+                "hidden_size": MAIN_JOB["vision_hidden_size"],
+                "num_attention_heads": 2,
+                "image_size": MAIN_JOB["image_size"],
+                "patch_size": MAIN_JOB["patch_size"],
+            },
+            DEFAULT_JOB["decoder_attention_heads"],
+            "absorbed",
+        ),
+        # The tests' tiny model: N = 17, d = 32: 1200 > 748
+        (TINY_VISION, 4, "projected"),
+    ],
+)
+def test_auto_cross_attention_takes_the_form_with_fewer_multiply_adds(vision, heads, form):
+    config = AUMLTConfig(vision_config=vision, decoder_attention_heads=heads)
+    assert config.decoder_cross_attention == "auto" and config.cross_attention_form == form
+    # Attention dropout would make the absorbed form inexact: auto keeps the projected one.
+    dropped = AUMLTConfig(vision_config=vision, decoder_attention_heads=heads, decoder_attention_dropout=0.1)
+    assert dropped.cross_attention_form == "projected"
+    assert AUMLTConfig(vision_config=vision, decoder_cross_attention="projected").cross_attention_form == "projected"
+
+
+def test_auto_map_names_the_config_and_both_model_classes_unless_given():
+    assert AUMLTConfig().auto_map == {
+        "AutoConfig": "configuration_au_mlt.AUMLTConfig",
+        "AutoModel": "modeling_au_mlt.AUMLTModel",
+        "AutoModelForImageClassification": "modeling_au_mlt.AUMLTForImageClassification",
+    }
+    older = {"AutoModel": "modeling_au_mlt.AUMLTModel"}
+    assert AUMLTConfig(auto_map=older).auto_map == older

@@ -3,14 +3,19 @@ import math
 import pytest
 import torch
 from conftest import NUM_TOKENS, TINY_VISION, random_pixels, tiny_config
-from transformers import ViTConfig, ViTModel
+from transformers import AttentionInterface, ViTConfig, ViTModel
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
-from modeling_au_mlt import AUMLTModel, AUMLTOutput
+from modeling_au_mlt import AUMLTForImageClassification, AUMLTModel, AUMLTOutput
+from modeling_au_mlt.modeling_au_mlt import AUMLTAbsorbedCrossAttention, AUMLTAttention, expand_mask
 
 
-def eval_model(**overrides) -> AUMLTModel:
+def eval_model(attn_implementation: str = "sdpa", **overrides) -> AUMLTModel:
+    """A seeded tiny model in eval mode; attention weights come back only with `attn_implementation="eager"`."""
     torch.manual_seed(0)
-    return AUMLTModel(tiny_config(**overrides)).eval()
+    model = AUMLTModel(tiny_config(**overrides)).eval()
+    model.set_attn_implementation(attn_implementation)
+    return model
 
 
 @pytest.mark.parametrize(
@@ -23,7 +28,7 @@ def eval_model(**overrides) -> AUMLTModel:
 )
 @pytest.mark.parametrize("decoder_hidden_size", [None, 24])
 def test_output_shapes_for_label_sets(labels, decoder_hidden_size):
-    model = eval_model(id2label=dict(enumerate(labels)), decoder_hidden_size=decoder_hidden_size)
+    model = eval_model("eager", id2label=dict(enumerate(labels)), decoder_hidden_size=decoder_hidden_size)
     out = model(random_pixels(3), output_attentions=True, output_hidden_states=True)
     width = decoder_hidden_size or 32
     assert isinstance(out, AUMLTOutput)
@@ -32,17 +37,25 @@ def test_output_shapes_for_label_sets(labels, decoder_hidden_size):
     assert out.encoder_last_hidden_state.shape == (3, NUM_TOKENS, 32)
     assert len(out.cross_attentions) == 2 and out.cross_attentions[-1].shape == (3, 4, len(labels), NUM_TOKENS)
     assert len(out.decoder_attentions) == 2 and out.decoder_attentions[0].shape == (3, 4, len(labels), len(labels))
-    assert len(out.decoder_hidden_states) == 3 and len(out.encoder_hidden_states) == 3
+    assert len(out.decoder_hidden_states) == 3 and len(out.hidden_states) == 3
+    assert len(out.attentions) == 2 and out.attentions[0].shape == (3, 2, NUM_TOKENS, NUM_TOKENS)  # the ViT's
     assert out.loss is None
 
 
 def test_attention_outputs_absent_unless_requested():
-    out = eval_model()(random_pixels(2))
+    out = eval_model("eager")(random_pixels(2))
     assert out.cross_attentions is None and out.decoder_attentions is None and out.decoder_hidden_states is None
+    assert out.attentions is None and out.hidden_states is None
+
+
+def test_sdpa_returns_no_attention_weights_as_transformers_models_do():
+    out = eval_model()(random_pixels(2), output_attentions=True, output_hidden_states=True)
+    assert out.cross_attentions is None and out.decoder_attentions is None and out.attentions is None
+    assert len(out.hidden_states) == 3 and len(out.decoder_hidden_states) == 3
 
 
 def test_cross_attention_rows_are_distributions():
-    out = eval_model()(random_pixels(2), output_attentions=True)
+    out = eval_model("eager")(random_pixels(2), output_attentions=True)
     for weights in out.cross_attentions + out.decoder_attentions:
         assert (weights >= 0).all()
         torch.testing.assert_close(weights.sum(-1), torch.ones(weights.shape[:-1]))
@@ -117,6 +130,7 @@ def test_self_attention_switch_builds_no_self_attention():
     without = eval_model(label_self_attention=False)
     assert all(layer.self_attn is None for layer in without.layers)
     assert not any("self_attn" in name for name, _ in without.named_parameters())
+    without.set_attn_implementation("eager")
     out = without(random_pixels(2), output_attentions=True)
     assert out.decoder_attentions is None and len(out.cross_attentions) == 2
     with_sa = eval_model()
@@ -142,12 +156,38 @@ def test_sdpa_and_eager_give_the_same_logits():
     assert model.config._attn_implementation == "sdpa"
     sdpa_logits = model(pixels).logits
     model.set_attn_implementation("eager")
-    assert model.config._attn_implementation == "eager"
+    assert model.config._attn_implementation == model.config.vision_config._attn_implementation == "eager"
     torch.testing.assert_close(model(pixels).logits, sdpa_logits, atol=1e-5, rtol=1e-5)
 
 
-def test_masks_block_attention_in_both_paths():
+def test_a_registered_attention_implementation_serves_every_attention():
+    calls = []
+
+    def counting_sdpa(module, *args, **kwargs):
+        calls.append(type(module).__name__)
+        return ALL_ATTENTION_FUNCTIONS["sdpa"](module, *args, **kwargs)
+
+    AttentionInterface.register("au_mlt_test_counting_sdpa", counting_sdpa)
     model = eval_model()
+    pixels = random_pixels(2)
+    expected = model(pixels).logits
+    model.set_attn_implementation("au_mlt_test_counting_sdpa")
+    torch.testing.assert_close(model(pixels).logits, expected)
+    # 2 decoder layers x (self + cross) and the 2 ViT layers
+    assert sorted(calls) == ["AUMLTAttention"] * 4 + ["ViTAttention"] * 2
+
+
+def test_expand_mask_shares_one_boolean_mask_across_heads():
+    mask = torch.rand(2, 4, 5) > 0.5
+    per_head = torch.rand(2, 3, 4, 5) > 0.5
+    assert expand_mask(None) is None
+    assert torch.equal(expand_mask(mask[0].int()), mask[0][None, None])  # (queries, keys)
+    assert torch.equal(expand_mask(mask.int()), mask[:, None])  # (batch, queries, keys)
+    assert torch.equal(expand_mask(per_head), per_head)
+
+
+def test_masks_block_attention_in_both_paths():
+    model = eval_model("eager")
     pixels = random_pixels(2)
     cross_mask = torch.ones(12, NUM_TOKENS, dtype=torch.bool)
     cross_mask[:, 5:] = False  # only CLS and the first 4 patches are visible
@@ -157,6 +197,7 @@ def test_masks_block_attention_in_both_paths():
     )
     assert torch.all(out.cross_attentions[0][..., 5:] == 0)
     assert torch.all(out.decoder_attentions[0] * (~self_mask) == 0)
+    model.set_attn_implementation("sdpa")
     sdpa = model(pixels, cross_attention_mask=cross_mask[None], self_attention_mask=self_mask[None]).logits
     torch.testing.assert_close(sdpa, out.logits, atol=1e-5, rtol=1e-5)
     # Hidden patches cannot matter: perturbing the image where no label may look changes nothing.
@@ -184,7 +225,7 @@ def test_from_encoder_pretrained_copies_every_encoder_weight(tmp_path):
 
 
 def test_conv_stem_gives_the_patch_stem_token_grid():
-    patch, conv = eval_model(), eval_model(encoder_stem="conv")
+    patch, conv = eval_model(), eval_model("eager", encoder_stem="conv")
     pixels = random_pixels(2)
     patch_tokens = patch.encoder.embeddings.patch_embeddings(pixels)
     conv_tokens = conv.encoder.embeddings.patch_embeddings(pixels)
@@ -329,3 +370,67 @@ def test_normal_initializer_uses_initializer_range():
     model = AUMLTModel(tiny_config(decoder_initializer="normal", initializer_range=0.05))
     assert model.layers[0].mlp.fc1.weight.std().item() == pytest.approx(0.05, rel=0.1)
     assert model.label_embeddings.std().item() == pytest.approx(0.05, rel=0.15)
+
+
+def projected_and_absorbed(**overrides) -> tuple[AUMLTModel, AUMLTModel]:
+    """One set of weights in both cross-attention forms, with non-zero key and value biases."""
+    torch.manual_seed(0)
+    projected = AUMLTModel(tiny_config(decoder_cross_attention="projected", decoder_dropout=0.0, **overrides))
+    with torch.no_grad():  # dropping the key bias and moving the value bias must both be exact
+        for layer in projected.layers:
+            layer.cross_attn.k_proj.bias.normal_()
+            layer.cross_attn.v_proj.bias.normal_()
+    absorbed = AUMLTModel(tiny_config(decoder_cross_attention="absorbed", decoder_dropout=0.0, **overrides))
+    absorbed.load_state_dict(projected.state_dict())  # strict: the same parameter names
+    assert type(absorbed.layers[0].cross_attn) is AUMLTAbsorbedCrossAttention
+    assert type(projected.layers[0].cross_attn) is AUMLTAttention
+    return projected, absorbed
+
+
+@pytest.mark.parametrize("attn_implementation", ["eager", "sdpa"])
+@pytest.mark.parametrize("mask_shape", [None, (12, NUM_TOKENS), (3, 12, NUM_TOKENS)])
+def test_absorbed_cross_attention_gives_the_same_outputs_and_maps(attn_implementation, mask_shape):
+    pixels = random_pixels(3)
+    mask = None
+    if mask_shape is not None:
+        mask = torch.rand(mask_shape, generator=torch.Generator().manual_seed(2)) > 0.3
+        mask[..., 0] = True  # every label keeps at least one token
+    outputs = []
+    for model in projected_and_absorbed(decoder_hidden_size=24):
+        model.eval().set_attn_implementation(attn_implementation)
+        outputs.append(model(pixels, cross_attention_mask=mask, output_attentions=attn_implementation == "eager"))
+    expected, got = outputs
+    torch.testing.assert_close(got.logits, expected.logits, rtol=1e-5, atol=1e-5)
+    if attn_implementation == "eager":
+        for got_weights, expected_weights in zip(got.cross_attentions, expected.cross_attentions, strict=True):
+            torch.testing.assert_close(got_weights, expected_weights, rtol=1e-5, atol=1e-6)
+
+
+def test_absorbed_cross_attention_gives_the_same_gradients():
+    labels = torch.randint(0, 2, (3, 12), generator=torch.Generator().manual_seed(1)).float()
+    mask = torch.rand(3, 12, NUM_TOKENS, generator=torch.Generator().manual_seed(2)) > 0.3
+    mask[..., 0] = True
+    models = projected_and_absorbed()
+    for model in models:
+        model.train()(random_pixels(3), labels=labels, cross_attention_mask=mask).loss.backward()
+    projected, absorbed = (dict(model.named_parameters()) for model in models)
+    for name, parameter in projected.items():
+        if name.endswith("cross_attn.k_proj.bias"):
+            # Softmax is invariant to the key bias: zero gradient in one form, none in the other.
+            assert absorbed[name].grad is None and parameter.grad.abs().max() < 1e-6, name
+            continue
+        torch.testing.assert_close(absorbed[name].grad, parameter.grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_one_checkpoint_loads_into_either_form_and_either_class(tmp_path):
+    projected, _ = projected_and_absorbed()
+    projected.eval().save_pretrained(tmp_path)
+    pixels = random_pixels(2)
+    expected = projected(pixels).logits
+    for model_class in (AUMLTModel, AUMLTForImageClassification):
+        for form in ("projected", "absorbed"):
+            loaded, info = model_class.from_pretrained(
+                tmp_path, decoder_cross_attention=form, output_loading_info=True
+            )
+            assert not info["missing_keys"] and not info["unexpected_keys"], (model_class, form, info)
+            torch.testing.assert_close(loaded.eval()(pixels).logits, expected, rtol=1e-5, atol=1e-5)

@@ -11,7 +11,7 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 from transformers import AutoConfig, AutoModel, AutoModelForImageClassification, pipeline
 
-from modeling_au_mlt import AUMLTConfig, AUMLTModel
+from modeling_au_mlt import AUMLTConfig, AUMLTForImageClassification, AUMLTModel
 from modeling_au_mlt.hub.folder import image_processor_for, save_for_hub
 
 REMOTE_LOAD = """
@@ -20,13 +20,18 @@ import json, sys
 sys.modules["modeling_au_mlt"] = None
 import torch
 from safetensors.torch import load_file
-from transformers import AutoModel, AutoModelForImageClassification
+from PIL import Image
+from transformers import AutoModel, AutoModelForImageClassification, pipeline
 folder = sys.argv[1]
 pixels = load_file(sys.argv[2])["pixels"]
-rows = {}
-for auto in (AutoModel, AutoModelForImageClassification):
-    model = auto.from_pretrained(folder, trust_remote_code=True).eval()
+classifier = pipeline("image-classification", model=folder, trust_remote_code=True)
+assert type(classifier.model).__name__ == "AUMLTForImageClassification", type(classifier.model)
+rows = {"pipeline": {row["label"]: row["score"] for row in classifier(Image.open(sys.argv[3]), top_k=12)}}
+for auto, name in ((AutoModel, "AUMLTModel"), (AutoModelForImageClassification, "AUMLTForImageClassification")):
+    model, info = auto.from_pretrained(folder, trust_remote_code=True, output_loading_info=True)
     assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
+    assert type(model).__name__ == name and not info["missing_keys"] and not info["unexpected_keys"], info
+    model.eval()
     with torch.no_grad():
         rows[auto.__name__] = model(pixels).logits.tolist()
 print(json.dumps(rows))
@@ -59,16 +64,17 @@ def test_folder_has_code_weights_processor_and_auto_map(saved_folder):
     assert auto_map == {
         "AutoConfig": "configuration_au_mlt.AUMLTConfig",
         "AutoModel": "modeling_au_mlt.AUMLTModel",
-        "AutoModelForImageClassification": "modeling_au_mlt.AUMLTModel",
+        "AutoModelForImageClassification": "modeling_au_mlt.AUMLTForImageClassification",
     }
     processor = json.loads((folder / "preprocessor_config.json").read_text())
     assert processor["size"] == {"height": 32, "width": 32} and processor["image_mean"] == [0.5] * 3
 
 
-def test_safetensors_keys_equal_state_dict_keys(saved_folder):
+@pytest.mark.parametrize("model_class", [AUMLTModel, AUMLTForImageClassification])
+def test_safetensors_keys_equal_state_dict_keys(saved_folder, model_class):
     model, folder = saved_folder
     weights = load_file(folder / "model.safetensors")
-    fresh = AUMLTModel(model.config)
+    fresh = model_class(model.config)
     result = fresh.load_state_dict(weights, strict=False)
     assert result.missing_keys == [] and result.unexpected_keys == []
     for name, tensor in model.state_dict().items():
@@ -79,9 +85,13 @@ def test_round_trip_through_from_pretrained_and_auto_classes(saved_folder):
     model, folder = saved_folder
     pixels = random_pixels(2)
     expected = model(pixels).logits
-    for loader in (AUMLTModel, AutoModel, AutoModelForImageClassification):
+    for loader, model_class in (
+        (AUMLTModel, AUMLTModel),
+        (AutoModel, AUMLTModel),
+        (AutoModelForImageClassification, AUMLTForImageClassification),
+    ):
         loaded = loader.from_pretrained(folder).eval()
-        assert isinstance(loaded, AUMLTModel)
+        assert type(loaded) is model_class
         torch.testing.assert_close(loaded(pixels).logits, expected, rtol=0, atol=0)
     config = AutoConfig.from_pretrained(folder)
     assert isinstance(config, AUMLTConfig) and config.thresholds == [0.4] * 12
@@ -91,10 +101,12 @@ def test_remote_code_loads_without_the_package(saved_folder, tmp_path):
     model, folder = saved_folder
     pixels = random_pixels(2)
     save_file({"pixels": pixels}, tmp_path / "pixels.safetensors")
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (48, 40, 3), dtype=np.uint8))
+    image.save(image_path := tmp_path / "face.png")
     env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
     env.update(HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules"))
     completed = subprocess.run(
-        [sys.executable, "-c", REMOTE_LOAD, str(folder), str(tmp_path / "pixels.safetensors")],
+        [sys.executable, "-c", REMOTE_LOAD, str(folder), str(tmp_path / "pixels.safetensors"), str(image_path)],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -105,6 +117,10 @@ def test_remote_code_loads_without_the_package(saved_folder, tmp_path):
     expected = model(pixels).logits
     for auto_name in ("AutoModel", "AutoModelForImageClassification"):
         torch.testing.assert_close(torch.tensor(rows[auto_name]), expected, rtol=0, atol=0)
+    # The image-classification pipeline, as remote code: every AU scored with the model's sigmoid.
+    image_pixels = image_processor_for(model.config)(image, return_tensors="pt").pixel_values
+    probabilities = torch.sigmoid(model(image_pixels).logits)[0].tolist()
+    assert rows["pipeline"] == pytest.approx(dict(zip(model.config.label_names, probabilities)), abs=1e-5)
 
 
 def test_image_classification_pipeline_scores_every_au(saved_folder):
