@@ -26,7 +26,6 @@ This file is shipped next to the weights as remote code: it imports only torch, 
 
 import inspect
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -186,9 +185,16 @@ class AUMLTAttention(nn.Module):
 
     def attend(self, query, key, value, attention_mask, **kwargs) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The configured attention implementation on `(batch, heads, length, dim)` inputs."""
-        interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(
-            self.config._attn_implementation, eager_attention_forward
-        )
+        # `get_interface` also validates the name; transformers 5.0 has only item access. transformers decides
+        # from this file's source that the implementation can change at run time (both forms are looked for).
+        if hasattr(ALL_ATTENTION_FUNCTIONS, "get_interface"):
+            interface = ALL_ATTENTION_FUNCTIONS.get_interface(
+                self.config._attn_implementation, eager_attention_forward
+            )
+        elif self.config._attn_implementation == "eager":
+            interface = eager_attention_forward
+        else:
+            interface = ALL_ATTENTION_FUNCTIONS[self.config._attn_implementation]
         dropout = self.dropout if self.training else 0.0
         return interface(self, query, key, value, attention_mask, dropout=dropout, scaling=self.scaling, **kwargs)
 
