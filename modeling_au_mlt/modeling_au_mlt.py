@@ -24,7 +24,6 @@ This file is shipped next to the weights as remote code: it imports only torch, 
 `.configuration_au_mlt`.
 """
 
-import inspect
 import math
 from dataclasses import dataclass
 
@@ -382,15 +381,15 @@ class AUMLTPreTrainedModel(PreTrainedModel):
             nn.init.trunc_normal_(weight, std=self.config.initializer_range)
 
     def save_pretrained(self, save_directory, *args, **kwargs):
-        """`PreTrainedModel.save_pretrained`, writing the weight names of `state_dict()`.
+        """`PreTrainedModel.save_pretrained` with `save_original_format=False` by default: the weight names of
+        `state_dict()`.
 
         transformers 5.x saves the ViT encoder under its legacy weight names by default
-        (https://github.com/huggingface/transformers/issues/48805), so a plain `load_state_dict`, as in
-        Trainer's resume and `load_best_model_at_end`, silently misses the encoder. Remove this method once
-        the oldest supported transformers saves `state_dict()` names by default.
+        (https://github.com/huggingface/transformers/issues/48805), so a plain `load_state_dict`, as in Trainer's
+        resume and `load_best_model_at_end`, silently misses the encoder. Remove this method once the oldest
+        supported transformers saves `state_dict()` names by default or resumes through its weight renaming.
         """
-        if "save_original_format" in inspect.signature(PreTrainedModel.save_pretrained).parameters:
-            kwargs.setdefault("save_original_format", False)
+        kwargs.setdefault("save_original_format", False)
         return super().save_pretrained(save_directory, *args, **kwargs)
 
 

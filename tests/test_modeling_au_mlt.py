@@ -1,3 +1,4 @@
+import dataclasses
 import math
 
 import pytest
@@ -6,7 +7,7 @@ from conftest import NUM_TOKENS, TINY_VISION, random_pixels, tiny_config
 from transformers import AttentionInterface, ViTConfig, ViTModel
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
-from modeling_au_mlt import AUMLTForImageClassification, AUMLTModel, AUMLTOutput
+from modeling_au_mlt import AUMLTConfig, AUMLTForImageClassification, AUMLTModel, AUMLTOutput
 from modeling_au_mlt.modeling_au_mlt import AUMLTAbsorbedCrossAttention, AUMLTAttention, expand_mask
 
 
@@ -209,6 +210,12 @@ def test_tuple_output_when_return_dict_is_false():
     as_tuple = model(random_pixels(1), return_dict=False)
     assert isinstance(as_tuple, tuple)
     torch.testing.assert_close(as_tuple[0], model(random_pixels(1)).logits)
+
+
+def test_trainer_gathers_only_the_logits():
+    # Trainer's evaluation gathers every output field besides the loss that the config does not list.
+    fields = {field.name for field in dataclasses.fields(AUMLTOutput)}
+    assert set(AUMLTConfig.keys_to_ignore_at_inference) == fields - {"loss", "logits"}
 
 
 def test_from_encoder_pretrained_copies_every_encoder_weight(tmp_path):
