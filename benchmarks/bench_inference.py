@@ -62,9 +62,10 @@ def build_models(preset: str, names: tuple[str, ...] = MODEL_NAMES) -> dict[str,
 
 def forward_flops(model: torch.nn.Module, pixel_values: torch.Tensor) -> int:
     """FLOPs (2 per multiply-add) of one forward pass."""
-    # Autograd stays on: FlopCounterMode's module tracker fails on the expanded label embeddings under
-    # no_grad or inference_mode. Counting needs no backward pass, so this costs only memory.
-    with flop_counter.FlopCounterMode(display=False, custom_mapping={CPU_SDPA: sdpa_flops}) as counter:
+    with (
+        torch.inference_mode(),
+        flop_counter.FlopCounterMode(display=False, custom_mapping={CPU_SDPA: sdpa_flops}) as counter,
+    ):
         model(pixel_values)
     return counter.get_total_flops()
 

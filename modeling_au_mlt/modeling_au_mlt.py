@@ -493,7 +493,8 @@ class AUMLTModel(AUMLTPreTrainedModel):
         self_attention_mask = expand_mask(self_attention_mask)
         cross_attention_mask = expand_mask(cross_attention_mask)
 
-        hidden_states = self.label_embeddings.expand(pixel_values.shape[0], -1, -1)  # (batch, labels, hidden)
+        # T(0) for every image, (batch, labels, hidden): a copy, so no output is a view of the parameter.
+        hidden_states = self.label_embeddings.repeat(pixel_values.shape[0], 1, 1)
         all_hidden_states = (hidden_states,) if output_hidden_states else None
         self_weights, cross_weights = (), ()
         for layer in self.layers:

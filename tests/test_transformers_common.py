@@ -20,6 +20,7 @@ import tempfile
 import unittest
 from pathlib import Path
 
+import pytest
 import torch
 import transformers
 from conftest import NUM_TOKENS, TINY_VISION, tiny_config
@@ -150,3 +151,11 @@ class AUMLTConvStemAbsorbedTest(AUMLTCommonTests, unittest.TestCase):
     config_overrides = {"encoder_stem": "conv", "decoder_cross_attention": "absorbed"}
     # The absorbed form does not use the cross-attention key bias (softmax is invariant to it): no gradient.
     test_all_params_have_gradient = False
+
+
+def test_a_suite_that_cannot_be_fetched_is_an_error(tmp_path, monkeypatch):
+    failed = subprocess.CompletedProcess([], returncode=1, stdout="", stderr="no index reachable")
+    monkeypatch.setattr(subprocess, "run", lambda *args, **kwargs: failed)
+    with pytest.raises(RuntimeError, match="no index reachable"):
+        fetch_suite(tmp_path / "suite")
+    assert list(tmp_path.iterdir()) == []  # nothing half-extracted left behind
