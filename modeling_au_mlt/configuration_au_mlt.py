@@ -61,9 +61,10 @@ class AUMLTConfig(PreTrainedConfig):
             multiply-adds per image and layer (L labels, width d). `"absorbed"`: the key and value projections act
             on the L label queries instead and the raw image tokens serve as every head's keys and values,
             2Ld^2 + 2HLNd (H heads); the key bias, which adds a constant per query that softmax ignores, is not
-            used (it gets no gradient). `"auto"`: the cheaper of the two for the configured image size,
-            "absorbed" when Ld + HLN < Nd + LN and there is no attention dropout (the absorbed form adds the value
-            bias after the attention, which is exact only while every attention row sums to 1).
+            used (it gets no gradient: DDP with gradient checkpointing needs `ddp_find_unused_parameters=True`).
+            `"auto"`: the cheaper of the two for the configured image size, "absorbed" when Ld + HLN < Nd + LN and
+            there is no attention dropout (the absorbed form adds the value bias after the attention, which is
+            exact only while every attention row sums to 1).
         decoder_layer_norm_eps (`float`, *optional*, defaults to 1e-5):
             Epsilon of the decoder's LayerNorms.
         decoder_norm_first (`bool`, *optional*, defaults to `False`):
