@@ -101,8 +101,6 @@ class AUMLTCommonTests(ModelTesterMixin):
     all_model_classes = (AUMLTModel, AUMLTForImageClassification)
     config_overrides: dict = {}
     test_resize_embeddings = False  # no token embeddings
-    # torch.export tests live in ExportTesterMixin, which the sdist does not ship (see the module docstring).
-    test_torch_exportable = False
     # The mixin dates models by a copyright line, which ours lack; `_init_weights` must cover every weight anyway.
     test_can_init_all_missing_weights_before_2023 = True
 
@@ -130,14 +128,6 @@ class AUMLTCommonTests(ModelTesterMixin):
         # AU-MLT saves the names of `state_dict()` on purpose (`AUMLTPreTrainedModel.save_pretrained`), so the
         # ViT encoder's legacy renaming is not applied on save; the rest of the check (reload both ways) stands.
         super().test_reverse_loading_mapping(check_keys_were_modified=False)
-
-    @unittest.skip(reason="AU-MLT takes pixel_values only: no inputs_embeds")
-    def test_inputs_embeds(self):
-        pass
-
-    @unittest.skip(reason="AU-MLT takes pixel_values only: no input_ids")
-    def test_inputs_embeds_matches_input_ids(self):
-        pass
 
 
 class AUMLTPatchStemTest(AUMLTCommonTests, unittest.TestCase):
