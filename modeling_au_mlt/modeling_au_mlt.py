@@ -155,7 +155,9 @@ class AUMLTConvStem(nn.Module):
         self.stages = nn.Sequential(*stages)
         self.projection = nn.Conv2d(in_channels, vision.hidden_size, kernel_size=1)
 
-    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+    def forward(self, pixel_values: torch.Tensor, interpolate_pos_encoding: bool = False) -> torch.Tensor:
+        # transformers 5.0's ViTEmbeddings passes `interpolate_pos_encoding`; the position embeddings are
+        # interpolated there, and convolutions take any image size, so the stem has nothing to do with it.
         if pixel_values.shape[1] != self.num_channels:
             raise ValueError(f"pixel_values: expected {self.num_channels} channels, got {pixel_values.shape[1]}")
         features = self.projection(self.stages(pixel_values))  # (batch, hidden, height / patch, width / patch)

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_config
+from conftest import random_pixels, tiny_config
 from datasets import load_from_disk
 
 from benchmarks import (
@@ -68,6 +68,16 @@ def test_forward_flops_matches_hand_count(cross_attention):
     assert bench_inference.forward_flops(model, torch.randn(3, 3, 32, 32)) == hand_counted_flops(config, 3)
 
 
+def test_decoder_only_runs_the_models_forward_on_the_cached_encoder_output():
+    model = AUMLTModel(tiny_config()).eval()
+    pixels, other = random_pixels(2, seed=1), random_pixels(2, seed=2)
+    decoder = bench_inference.decoder_only(model, pixels)
+    with torch.no_grad():
+        torch.testing.assert_close(decoder(pixels).logits, model(pixels).logits, rtol=0, atol=0)
+        # the encoder does not run: other pixels give the cached images' logits
+        torch.testing.assert_close(decoder(other).logits, model(pixels).logits, rtol=0, atol=0)
+
+
 def test_bench_inference_tiny(tmp_path):
     bench_inference.main(
         [
@@ -92,7 +102,10 @@ def test_bench_inference_tiny(tmp_path):
         "au_mlt_absorbed",
         "vit_classifier",
         "matmul",
+        "au_mlt_projected_decoder",
+        "au_mlt_absorbed_decoder",
     }
+    assert set(row["decoder_cpu_overhead"]) == {"au_mlt_projected", "au_mlt_absorbed"}
     assert row["default_cross_attention"] == bench_inference.au_mlt_config("tiny").cross_attention_form
     assert row["images_per_second"]["au_mlt_absorbed"] == pytest.approx(2 / row["median_seconds"]["au_mlt_absorbed"])
     assert row["time_ratio_to_encoder"]["vit_encoder"] == 1.0

@@ -41,7 +41,9 @@ def save_for_hub(model: transformers.PreTrainedModel, output_dir: str | Path, im
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", dir=output_dir.parent))
     try:
-        model.save_pretrained(staging)
+        # transformers' default weight names, which every 5.x release loads (5.0 reads no other); the model's own
+        # default, `state_dict()` names for Trainer checkpoints (see `AUMLTModel.save_pretrained`), only newer ones.
+        model.save_pretrained(staging, save_original_format=True)
         (image_processor or image_processor_for(model.config)).save_pretrained(staging)
         shutil.copyfile(HANDLER_FILE, staging / "handler.py")
     except BaseException:

@@ -1,12 +1,17 @@
+import configparser
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import random_pixels, tiny_config
+import transformers
+from conftest import REPO_ROOT, random_pixels, tiny_config
 from PIL import Image
 from safetensors.torch import load_file, save_file
 from transformers import AutoConfig, AutoModel, AutoModelForImageClassification, pipeline
@@ -21,6 +26,7 @@ sys.modules["modeling_au_mlt"] = None
 import torch
 from safetensors.torch import load_file
 from PIL import Image
+import transformers
 from transformers import AutoModel, AutoModelForImageClassification, pipeline
 folder = sys.argv[1]
 pixels = load_file(sys.argv[2])["pixels"]
@@ -34,6 +40,7 @@ for auto, name in ((AutoModel, "AUMLTModel"), (AutoModelForImageClassification, 
     model.eval()
     with torch.no_grad():
         rows[auto.__name__] = model(pixels).logits.tolist()
+rows["transformers"] = transformers.__version__
 print(json.dumps(rows))
 """
 
@@ -71,9 +78,11 @@ def test_folder_has_code_weights_processor_and_auto_map(saved_folder):
 
 
 @pytest.mark.parametrize("model_class", [AUMLTModel, AUMLTForImageClassification])
-def test_safetensors_keys_equal_state_dict_keys(saved_folder, model_class):
-    model, folder = saved_folder
-    weights = load_file(folder / "model.safetensors")
+def test_checkpoint_keys_equal_state_dict_keys(saved_folder, model_class, tmp_path):
+    # Trainer's checkpoints come from `save_pretrained` and are resumed with a plain `load_state_dict`.
+    model, _ = saved_folder
+    model.save_pretrained(tmp_path)
+    weights = load_file(tmp_path / "model.safetensors")
     fresh = model_class(model.config)
     result = fresh.load_state_dict(weights, strict=False)
     assert result.missing_keys == [] and result.unexpected_keys == []
@@ -97,7 +106,39 @@ def test_round_trip_through_from_pretrained_and_auto_classes(saved_folder):
     assert isinstance(config, AUMLTConfig) and config.thresholds == [0.4] * 12
 
 
-def test_remote_code_loads_without_the_package(saved_folder, tmp_path):
+# What transformers 5.0.0 requires (its METADATA) and this environment's newer packages do not satisfy.
+OLDEST_PINS = {"5.0": ("huggingface_hub>=1.3.0,<2.0", "tokenizers>=0.22.0,<=0.23.0")}
+
+
+def oldest_transformers() -> str:
+    """The lower bound of transformers in setup.cfg's `install_requires`."""
+    config = configparser.ConfigParser()
+    config.read(REPO_ROOT / "setup.cfg")
+    (requirement,) = [
+        line for line in config["options"]["install_requires"].split() if line.startswith("transformers")
+    ]
+    return re.search(r">=([\d.]+)", requirement).group(1)
+
+
+@pytest.fixture(scope="session")
+def oldest_transformers_path() -> Path:
+    """A folder holding the oldest supported transformers (and the pins it needs), installed once and cached."""
+    version = oldest_transformers()
+    target = Path.home() / ".cache" / "au_mlt" / f"transformers-{version}"
+    if not target.exists():
+        partial = target.with_name(f".{target.name}.partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        command = [sys.executable, "-m", "pip", "install", "-q", "--target", str(partial)]
+        # transformers alone (its other requirements are met here), then the pins with what they need
+        subprocess.run([*command, "--no-deps", f"transformers=={version}"], check=True, capture_output=True)
+        subprocess.run([*command, *OLDEST_PINS[version]], check=True, capture_output=True)
+        partial.rename(target)
+    return target
+
+
+@pytest.mark.parametrize("transformers_version", ["installed", "oldest"])
+def test_remote_code_loads_without_the_package(saved_folder, transformers_version, request, tmp_path):
+    # Hub folders are read by whatever transformers 5.x their users have, down to setup.cfg's lower bound.
     model, folder = saved_folder
     pixels = random_pixels(2)
     save_file({"pixels": pixels}, tmp_path / "pixels.safetensors")
@@ -105,6 +146,8 @@ def test_remote_code_loads_without_the_package(saved_folder, tmp_path):
     image.save(image_path := tmp_path / "face.png")
     env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
     env.update(HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules"))
+    if transformers_version == "oldest":
+        env["PYTHONPATH"] = str(request.getfixturevalue("oldest_transformers_path"))
     completed = subprocess.run(
         [sys.executable, "-c", REMOTE_LOAD, str(folder), str(tmp_path / "pixels.safetensors"), str(image_path)],
         cwd=tmp_path,
@@ -114,6 +157,8 @@ def test_remote_code_loads_without_the_package(saved_folder, tmp_path):
     )
     assert completed.returncode == 0, completed.stderr
     rows = json.loads(completed.stdout.strip().splitlines()[-1])
+    expected_version = oldest_transformers() if transformers_version == "oldest" else transformers.__version__
+    assert rows["transformers"].startswith(expected_version)
     expected = model(pixels).logits
     for auto_name in ("AutoModel", "AutoModelForImageClassification"):
         torch.testing.assert_close(torch.tensor(rows[auto_name]), expected, rtol=0, atol=0)

@@ -147,6 +147,8 @@ def test_card_metadata_and_results_match_an_independent_scoring(trained, dataset
     assert "org/au-mlt" in card.text and "trust_remote_code=True" in card.text and "Ethical" in card.text
     assert "| test F1 @0.5 | test F1 tuned |" in card.text and "test rows (test split): 32" in card.text
     assert f"| **{results['test_tuned_mean_f1']:.3f}** |" in card.text
+    # the pipeline returns 5 labels unless asked for more (tests/hub checks it returns every AU with this top_k)
+    assert f"trust_remote_code=True, top_k={len(AU_NAMES)})" in card.text
 
 
 def test_training_tunes_what_evaluate_model_tunes_on_the_same_split(trained, dataset_dir, script_runner, tmp_path):
