@@ -263,8 +263,8 @@ class AUMLTConfig(PreTrainedConfig):
             )
 
     def decision_thresholds(self) -> list[float]:
-        """Per-label thresholds in output order (0.5 where none were tuned)."""
-        return list(self.thresholds) if self.thresholds is not None else [0.5] * self.num_labels
+        """Per-label thresholds in output order (`DEFAULT_THRESHOLD` where none were tuned)."""
+        return list(self.thresholds) if self.thresholds is not None else [DEFAULT_THRESHOLD] * self.num_labels
 
 
 def stem_stages(patch_size) -> int | None:
