@@ -14,8 +14,10 @@ import transformers
 from ..atomic_io import replace_dir
 from ..configuration_au_mlt import AUMLTConfig
 
-# The PIL processor needs no torchvision; the default class would fall back to it with a warning anyway.
-ImageProcessor = getattr(transformers, "ViTImageProcessorPil", transformers.ViTImageProcessor)
+# The PIL processor needs no torchvision; the default class would fall back to it with a warning anyway. Releases
+# before the split have only `ViTImageProcessor` (PIL-based); the fallback is looked up only then, as merely
+# naming it warns where torchvision is missing.
+ImageProcessor = getattr(transformers, "ViTImageProcessorPil", None) or transformers.ViTImageProcessor
 VIT_MEAN = VIT_STD = [0.5, 0.5, 0.5]
 HANDLER_FILE = Path(__file__).with_name("handler.py")
 

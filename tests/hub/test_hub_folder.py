@@ -208,3 +208,16 @@ def test_device_map_loading_places_every_weight(saved_folder):
     assert {parameter.device.type for parameter in loaded.parameters()} == {"cpu"}
     pixels = random_pixels(1)
     torch.testing.assert_close(loaded(pixels).logits, model(pixels).logits, rtol=0, atol=0)
+
+
+def test_the_image_processor_class_is_chosen_without_a_fallback_warning(tmp_path):
+    # Naming `transformers.ViTImageProcessor` without torchvision installed warns that it falls back to the PIL class.
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    completed = subprocess.run(
+        [sys.executable, "-c", "import modeling_au_mlt.hub.folder"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert completed.returncode == 0 and "falling back" not in completed.stderr, completed.stderr
