@@ -18,6 +18,7 @@ HEAD_TYPES = ("shared", "per_label")
 DECODER_INITIALIZERS = ("glorot", "normal")
 ENCODER_STEMS = ("patch", "conv")
 CROSS_ATTENTION_FORMS = ("auto", "projected", "absorbed")
+TEMPORAL_SCOPES = ("per_label", "all_labels")
 # What `save_pretrained` records in `config.json` for `trust_remote_code` loading: transformers writes only the
 # saved class's own entry, so the config carries the whole family and every saved folder names both model classes.
 AUTO_MAP = {
@@ -87,6 +88,21 @@ class AUMLTConfig(PreTrainedConfig):
         initializer_range (`float`, *optional*, defaults to 0.02):
             Standard deviation of the truncated normal used for the decoder's weights with
             `decoder_initializer="normal"`.
+        temporal_layers (`int`, *optional*, defaults to 0):
+            Temporal layers after the label decoder; 0 gives the frame model of the paper. With N > 0 the model
+            takes clips `(batch, frames, channels, height, width)`: each frame goes through the encoder and the
+            label decoder, then N pre-norm layers of self-attention over the clip's frames and an MLP let each
+            label token use the neighbouring frames, and the shared head scores every frame.
+        temporal_window (`int`, *optional*, defaults to 16):
+            Frames per clip: the most frames one forward pass takes (learned frame-position embeddings cover that
+            many) and the window longer videos are scored with (`AUMLTModel.video_logits`).
+        temporal_attention_heads (`int`, *optional*):
+            Heads of the temporal self-attention; `None` uses `decoder_attention_heads`.
+        temporal_causal (`bool`, *optional*, defaults to `False`):
+            A frame attends only to itself and earlier frames (streaming); `False` uses both sides.
+        temporal_attention_scope (`str`, *optional*, defaults to `"per_label"`):
+            `"per_label"`: each AU's token attends to the same AU's tokens in the clip's frames. `"all_labels"`:
+            to every label token of every frame of the clip.
         id2label (`dict[int, str]`, *optional*):
             The labels; defaults to the 12 ABAW AUs.
     """
@@ -124,6 +140,11 @@ class AUMLTConfig(PreTrainedConfig):
         smoothing_window=None,
         decoder_initializer="glorot",
         initializer_range=0.02,
+        temporal_layers=0,
+        temporal_window=16,
+        temporal_attention_heads=None,
+        temporal_causal=False,
+        temporal_attention_scope="per_label",
         **kwargs,
     ):
         if vision_config is None:
@@ -148,6 +169,11 @@ class AUMLTConfig(PreTrainedConfig):
         self.smoothing_window = smoothing_window
         self.decoder_initializer = decoder_initializer
         self.initializer_range = initializer_range
+        self.temporal_layers = temporal_layers
+        self.temporal_window = temporal_window
+        self.temporal_attention_heads = temporal_attention_heads
+        self.temporal_causal = temporal_causal
+        self.temporal_attention_scope = temporal_attention_scope
         if kwargs.get("id2label") is None and kwargs.get("num_labels") is None:
             kwargs["id2label"] = dict(enumerate(ABAW_AUS))
         if kwargs.get("id2label") is not None and kwargs.get("label2id") is None:
@@ -193,6 +219,11 @@ class AUMLTConfig(PreTrainedConfig):
         return "absorbed" if cheaper and self.decoder_attention_dropout == 0 else "projected"
 
     @property
+    def temporal_heads(self) -> int:
+        """Heads of the temporal self-attention."""
+        return self.temporal_attention_heads or self.decoder_attention_heads
+
+    @property
     def label_names(self) -> list[str]:
         """Label names in output order."""
         return [self.id2label[index] for index in range(self.num_labels)]
@@ -210,6 +241,7 @@ class AUMLTConfig(PreTrainedConfig):
         if self.head_type not in HEAD_TYPES:
             raise ValueError(f"head_type: expected one of {HEAD_TYPES}, got {self.head_type!r}")
         self.validate_encoder_stem()
+        self.validate_temporal()
         for field in ("decoder_layers", "decoder_attention_heads"):
             if not isinstance(getattr(self, field), int) or getattr(self, field) < 1:
                 raise ValueError(f"{field}: expected a positive integer, got {getattr(self, field)!r}")
@@ -260,6 +292,25 @@ class AUMLTConfig(PreTrainedConfig):
             raise ValueError(
                 f"encoder_stem_channels: expected {stem_stages(patch_size)} positive channel counts (2 ** stages = "
                 f"patch_size {patch_size}), got {channels}"
+            )
+
+    def validate_temporal(self) -> None:
+        """Raise `ValueError` naming the first temporal field that holds an invalid value."""
+        if not isinstance(self.temporal_layers, int) or self.temporal_layers < 0:
+            raise ValueError(f"temporal_layers: expected a non-negative integer, got {self.temporal_layers!r}")
+        if not isinstance(self.temporal_window, int) or self.temporal_window < 1:
+            raise ValueError(f"temporal_window: expected a positive integer, got {self.temporal_window!r}")
+        heads = self.temporal_attention_heads
+        if heads is not None and (not isinstance(heads, int) or heads < 1):
+            raise ValueError(f"temporal_attention_heads: expected None or a positive integer, got {heads!r}")
+        if self.hidden_size % self.temporal_heads:
+            raise ValueError(
+                f"temporal_attention_heads: {self.temporal_heads} heads do not divide the decoder hidden size "
+                f"{self.hidden_size}"
+            )
+        if self.temporal_attention_scope not in TEMPORAL_SCOPES:
+            raise ValueError(
+                f"temporal_attention_scope: expected one of {TEMPORAL_SCOPES}, got {self.temporal_attention_scope!r}"
             )
 
     def decision_thresholds(self) -> list[float]:

@@ -121,6 +121,31 @@ class ModelArguments:
             "choices": ["shared", "per_label"],
         },
     )
+    init_from: str | None = field(
+        default=None,
+        metadata={
+            "help": "A trained AU-MLT folder to start from: with --temporal_layers N > 0 its frame model gains N "
+            "temporal layers (`AUMLTModel.from_frame_model`); with 0 training continues from its weights."
+        },
+    )
+    temporal_layers: int = field(
+        default=0, metadata={"help": "Temporal layers over each clip's frames; 0 trains the frame model."}
+    )
+    temporal_window: int = field(default=16, metadata={"help": "Frames per clip of a temporal model."})
+    temporal_attention_heads: int | None = field(
+        default=None, metadata={"help": "Heads of the temporal attention; default --decoder_attention_heads."}
+    )
+    temporal_causal: bool = field(
+        default=False, metadata={"help": "Temporal attention to past frames only (streaming)."}
+    )
+    temporal_attention_scope: str = field(
+        default="per_label",
+        metadata={
+            "help": "'per_label': each AU's token attends to that AU in the other frames; 'all_labels': to every "
+            "label token of every frame.",
+            "choices": ["per_label", "all_labels"],
+        },
+    )
 
 
 @dataclass
@@ -172,6 +197,13 @@ class DataArguments:
     synthetic_frames_per_video: int = field(default=50, metadata={"help": "Synthetic job: frames per video."})
     synthetic_image_size: int = field(default=64, metadata={"help": "Synthetic job: face image size (pixels)."})
     synthetic_seed: int = field(default=0, metadata={"help": "Synthetic job: generator seed."})
+    synthetic_nuisances: bool = field(
+        default=False,
+        metadata={
+            "help": "Synthetic job: add the per-frame nuisances (occlusions, motion blur, lighting flicker, head "
+            "turns, heavy JPEG) of `modeling_au_mlt.synthetic.nuisances`."
+        },
+    )
 
     def __post_init__(self) -> None:
         if self.dataset_dir and self.dataset_name:
