@@ -117,6 +117,7 @@ class AUMLTConfig(PreTrainedConfig):
         "decoder_hidden_states",
         "decoder_attentions",
         "cross_attentions",
+        "temporal_attentions",
     ]
     sub_configs = {"vision_config": ViTConfig}
 
@@ -241,7 +242,6 @@ class AUMLTConfig(PreTrainedConfig):
         if self.head_type not in HEAD_TYPES:
             raise ValueError(f"head_type: expected one of {HEAD_TYPES}, got {self.head_type!r}")
         self.validate_encoder_stem()
-        self.validate_temporal()
         for field in ("decoder_layers", "decoder_attention_heads"):
             if not isinstance(getattr(self, field), int) or getattr(self, field) < 1:
                 raise ValueError(f"{field}: expected a positive integer, got {getattr(self, field)!r}")
@@ -274,6 +274,7 @@ class AUMLTConfig(PreTrainedConfig):
                 )
             if not all(0.0 <= t <= 1.0 for t in self.thresholds):
                 raise ValueError(f"thresholds: every value must lie in [0, 1], got {self.thresholds}")
+        self.validate_temporal()
 
     def validate_encoder_stem(self) -> None:
         """Raise `ValueError` when the stem settings cannot give the ViT's token grid."""

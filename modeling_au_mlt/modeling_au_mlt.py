@@ -14,16 +14,22 @@ Detection" (ABAW3, 2022). Equations referenced below are the paper's:
 - `AUMLTDecoderLayer`: token self-attention (eq. 5), token-to-patch cross-attention (eq. 6) and the MLP
   block (eq. 7), each with a residual connection and a post-LayerNorm (or, with `decoder_norm_first`, a
   pre-LayerNorm, Xiong et al. 2020).
+- `AUMLTTemporalLayer`: not in the paper; the extension to video clips. Each frame's label tokens T(N_l) attend
+  over the clip's frames (per AU, or to every label token of every frame), with learned frame positions,
+  then an MLP: pre-norm `x + D(block(LN(x)))` with zero-initialised output maps, so a temporal model built
+  from a frame model (`AUMLTModel.from_frame_model`) starts by scoring every frame exactly as that model did
+  (the zero-initialised residual branch of ControlNet, Zhang et al. 2023, and Fixup, Zhang et al. 2019).
 - `AUMLTHead`: eq. 8's W_p, one map from each label token to its logit.
 - `AUMLTModel`: a ViT encoder gives the image tokens X, learned label tokens T(0) go through `N_l`
-  decoder layers, and the head maps each token to one logit (eq. 8). The loss is eq. 10's BCE,
-  averaged over annotated entries (`masked_bce`).
+  decoder layers, optionally `temporal_layers` layers over a clip's frames, and the head maps each token to
+  one logit (eq. 8). The loss is eq. 10's BCE, averaged over annotated entries (`masked_bce`).
 - `AUMLTForImageClassification`: the same model under the name the image-classification pipeline loads.
 
 This file is shipped next to the weights as remote code: it imports only torch, transformers and
 `.configuration_au_mlt`.
 """
 
+import copy
 import math
 from dataclasses import dataclass
 
@@ -66,14 +72,41 @@ class AUMLTOutput(ModelOutput):
         decoder_attentions (`tuple(torch.FloatTensor)`, *optional*):
             With `output_attentions=True`, eager attention and `label_self_attention`: each decoder layer's
             token self-attention weights, `(batch_size, decoder_heads, num_labels, num_labels)`.
-        cross_attentions (`tuple(torch.FloatTensor)`, *optional*):
+            cross_attentions (`tuple(torch.FloatTensor)`, *optional*):
             With `output_attentions=True` and eager attention: each decoder layer's token-to-image attention
             weights, `(batch_size, decoder_heads, num_labels, num_tokens)`; where each AU looks.
+        temporal_attentions (`tuple(torch.FloatTensor)`, *optional*):
+            With `output_attentions=True`, eager attention and `temporal_layers > 0`: each temporal layer's weights,
+            `(batch_size, num_labels, temporal_heads, frames, frames)` with `temporal_attention_scope="per_label"`,
+            `(batch_size, temporal_heads, frames * num_labels, frames * num_labels)` (frame-major) with
+            `"all_labels"`.
+
+    With `temporal_layers > 0` and clips `(batch_size, frames, ...)` as input, `logits` are
+    `(batch_size, frames, num_labels)` and `label_hidden_states` `(batch_size, frames, num_labels,
+    decoder_hidden_size)`; the per-frame fields (`encoder_last_hidden_state`, `hidden_states`, `attentions`,
+    `decoder_*`, `cross_attentions`) hold one row per frame whose `frame_mask` is true, in (batch, frame) order.
     """
 
     loss: torch.FloatTensor | None = None
     logits: torch.FloatTensor | None = None
     label_hidden_states: torch.FloatTensor | None = None
+    encoder_last_hidden_state: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
+    decoder_hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    decoder_attentions: tuple[torch.FloatTensor, ...] | None = None
+    cross_attentions: tuple[torch.FloatTensor, ...] | None = None
+    temporal_attentions: tuple[torch.FloatTensor, ...] | None = None
+
+
+@dataclass
+class AUMLTFrameStates(ModelOutput):
+    """Per-frame outputs of the encoder and label decoder, before any temporal layer, final norm or head.
+
+    `label_states` is `(frames, num_labels, decoder_hidden_size)`; the other fields are those of [`AUMLTOutput`].
+    """
+
+    label_states: torch.FloatTensor | None = None
     encoder_last_hidden_state: torch.FloatTensor | None = None
     hidden_states: tuple[torch.FloatTensor, ...] | None = None
     attentions: tuple[torch.FloatTensor, ...] | None = None
@@ -93,6 +126,46 @@ def expand_mask(mask: torch.Tensor | None) -> torch.Tensor | None:
     if mask.dim() == 3:
         mask = mask.unsqueeze(1)
     return mask[(None,) * (4 - mask.dim())]
+
+
+def sliding_windows(num_frames: int, window: int, causal: bool) -> list[tuple[int, int, int, int]]:
+    """How a sequence longer than one clip is scored: `(start, stop, score_start, score_stop)` per window.
+
+    Windows of `min(window, num_frames)` frames start every `window // 2` frames, the last one ending on the last
+    frame; frames `[start, stop)` go through one forward pass and frames `[score_start, score_stop)` take their
+    logits from it. The scored ranges partition `range(num_frames)`: each frame is scored once, in the window
+    where it has the most context, the most on its poorer side (both sides), or the most past frames (`causal`).
+    """
+    if num_frames < 1 or window < 1:
+        raise ValueError(f"sliding_windows: expected positive num_frames and window, got {num_frames}, {window}")
+    length = min(window, num_frames)
+    stride = max(1, length // 2)
+    starts = sorted({*range(0, num_frames - length, stride), num_frames - length})
+    windows = []
+    for frame in range(num_frames):
+        covering = [start for start in starts if start <= frame < start + length]
+        if causal:
+            best = min(covering)  # the most frames before this one
+        else:
+            best = max(covering, key=lambda start: (min(frame - start, start + length - 1 - frame), -start))
+        if windows and windows[-1][0] == best:
+            windows[-1][3] = frame + 1
+        else:
+            windows.append([best, best + length, frame, frame + 1])
+    return [tuple(window) for window in windows]
+
+
+def temporal_attention_mask(frame_mask: torch.Tensor, causal: bool) -> torch.Tensor:
+    """(batch, frames) validity -> (batch, frames, frames): frame i may attend to frame j.
+
+    A frame sees the valid frames of its clip (only earlier ones when `causal`) and always itself, so no row is
+    empty (SDPA returns NaN for an all-masked row) and a padded frame changes no other frame.
+    """
+    frames = frame_mask.shape[1]
+    allowed = frame_mask[:, None, :].expand(-1, frames, -1)
+    if causal:
+        allowed = allowed & torch.ones(frames, frames, dtype=torch.bool, device=frame_mask.device).tril()
+    return allowed | torch.eye(frames, dtype=torch.bool, device=frame_mask.device)
 
 
 def masked_bce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -171,10 +244,11 @@ class AUMLTAttention(nn.Module):
     key (Delta = 0). Only eager attention returns the weights, as in transformers' models.
     """
 
-    def __init__(self, config: AUMLTConfig):
+    def __init__(self, config: AUMLTConfig, num_heads: int | None = None):
+        """`num_heads`: `None` gives `config.decoder_attention_heads` (the temporal layers pass their own)."""
         super().__init__()
         self.config = config
-        self.num_heads = config.decoder_attention_heads
+        self.num_heads = num_heads or config.decoder_attention_heads
         self.head_dim = config.hidden_size // self.num_heads
         self.scaling = self.head_dim**-0.5
         self.dropout = config.decoder_attention_dropout
@@ -322,6 +396,38 @@ class AUMLTDecoderLayer(GradientCheckpointingLayer):
         return hidden_states, self_weights, cross_weights
 
 
+class AUMLTTemporalLayer(GradientCheckpointingLayer):
+    """Self-attention of label tokens over a clip's frames, then an MLP; pre-norm, `x + D(block(LN(x)))`.
+
+    The frame-position embeddings are added to the normalised tokens the attention reads, not to the residual
+    stream, and `_init_weights` zeroes the attention's and the MLP's output maps: at initialisation the layer is
+    the identity, whatever the position embeddings.
+    """
+
+    def __init__(self, config: AUMLTConfig):
+        super().__init__()
+        eps = config.decoder_layer_norm_eps
+        self.self_attn = AUMLTAttention(config, num_heads=config.temporal_heads)
+        self.self_attn_layer_norm = nn.LayerNorm(config.hidden_size, eps=eps)
+        self.mlp = AUMLTMLP(config)
+        self.final_layer_norm = nn.LayerNorm(config.hidden_size, eps=eps)
+        self.dropout = nn.Dropout(config.decoder_dropout)
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        position_embeddings: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        **kwargs,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        # hidden_states: (sequences, length, hidden); position_embeddings broadcast to it.
+        states = self.self_attn_layer_norm(hidden_states) + position_embeddings
+        attended, weights = self.self_attn(states, states, attention_mask, **kwargs)
+        hidden_states = hidden_states + self.dropout(attended)
+        hidden_states = hidden_states + self.dropout(self.mlp(self.final_layer_norm(hidden_states)))
+        return hidden_states, weights
+
+
 class AUMLTHead(nn.Module):
     """Eq. 8's W_p: one `d -> 1` map shared by all label tokens, or one per label (`head_type="per_label"`)."""
 
@@ -332,7 +438,7 @@ class AUMLTHead(nn.Module):
         self.bias = nn.Parameter(torch.zeros(num_maps))
 
     def forward(self, label_states: torch.Tensor) -> torch.Tensor:
-        # (batch, labels, hidden) * (1 or labels, hidden) -> (batch, labels)
+        # (..., labels, hidden) * (1 or labels, hidden) -> (..., labels)
         return (label_states * self.weight).sum(dim=-1) + self.bias
 
 
@@ -343,7 +449,7 @@ class AUMLTPreTrainedModel(PreTrainedModel):
     main_input_name = "pixel_values"
     input_modalities = ("image",)
     supports_gradient_checkpointing = True
-    _no_split_modules = ["ViTEmbeddings", "ViTLayer", "AUMLTDecoderLayer"]
+    _no_split_modules = ["ViTEmbeddings", "ViTLayer", "AUMLTDecoderLayer", "AUMLTTemporalLayer"]
     _supports_sdpa = True
 
     def _init_weights(self, module: nn.Module) -> None:
@@ -354,7 +460,12 @@ class AUMLTPreTrainedModel(PreTrainedModel):
         code is built from; `"normal"` draws them from N(0, initializer_range), as BERT and ViT do.
         """
         if isinstance(module, nn.Linear):
-            self.init_matrix(module.weight, fan_in=module.in_features, fan_out=module.out_features)
+            # The temporal layers' output maps start at zero: each such layer starts as the identity. (Decided here:
+            # transformers initialises children first and then skips parameters already initialised.)
+            if module in self.zero_initialised_maps():
+                nn.init.zeros_(module.weight)
+            else:
+                self.init_matrix(module.weight, fan_in=module.in_features, fan_out=module.out_features)
             nn.init.zeros_(module.bias)
         elif isinstance(module, nn.LayerNorm):
             nn.init.ones_(module.weight)
@@ -366,6 +477,8 @@ class AUMLTPreTrainedModel(PreTrainedModel):
         elif isinstance(module, AUMLTModel):
             # T(0) = I_L W_t: W_t is an L -> d dense layer.
             self.init_matrix(module.label_embeddings, fan_in=self.config.num_labels, fan_out=self.config.hidden_size)
+            if module.temporal_position_embeddings is not None:
+                nn.init.trunc_normal_(module.temporal_position_embeddings, std=self.config.initializer_range)
             if isinstance(module.encoder.embeddings.patch_embeddings, AUMLTConvStem):
                 # The encoder's own init (run first, on its submodules) gives convolutions N(0, 0.02); ReLU stages
                 # want He initialisation. Their BatchNorms were reset to the identity by the same pass.
@@ -373,6 +486,11 @@ class AUMLTPreTrainedModel(PreTrainedModel):
                 for layer in stem.stages:
                     if isinstance(layer, nn.Conv2d):
                         nn.init.kaiming_normal_(layer.weight, mode="fan_out", nonlinearity="relu")
+
+    def zero_initialised_maps(self) -> set[nn.Module]:
+        """The temporal layers' attention output and MLP output maps."""
+        layers = getattr(self, "temporal_layers", ())
+        return {map_ for layer in layers for map_ in (layer.self_attn.o_proj, layer.mlp.fc2)}
 
     def init_matrix(self, weight: torch.Tensor, fan_in: int, fan_out: int) -> None:
         """Fill a decoder matrix by `config.decoder_initializer` (fans given: W_t and W_p are stored transposed)."""
@@ -396,7 +514,8 @@ class AUMLTPreTrainedModel(PreTrainedModel):
 
 
 class AUMLTModel(AUMLTPreTrainedModel):
-    """ViT encoder, learned label tokens, `decoder_layers` decoder layers and a sigmoid head (eqs. 5-10)."""
+    """ViT encoder, learned label tokens, `decoder_layers` decoder layers and a sigmoid head (eqs. 5-10); with
+    `temporal_layers > 0`, temporal layers between the decoder and the head score clips of frames."""
 
     def __init__(self, config: AUMLTConfig):
         super().__init__(config)
@@ -411,6 +530,11 @@ class AUMLTModel(AUMLTPreTrainedModel):
         # T(0) = I_L W_t: one learned embedding per label.
         self.label_embeddings = nn.Parameter(torch.empty(config.num_labels, config.hidden_size))
         self.layers = nn.ModuleList([AUMLTDecoderLayer(config) for _ in range(config.decoder_layers)])
+        # One learned position per frame of a clip; an attribute of None keeps frame models' weights unchanged.
+        self.temporal_position_embeddings = (
+            nn.Parameter(torch.empty(config.temporal_window, config.hidden_size)) if config.temporal_layers else None
+        )
+        self.temporal_layers = nn.ModuleList([AUMLTTemporalLayer(config) for _ in range(config.temporal_layers)])
         # Pre-norm layers leave the residual stream unnormalised: normalise it once before the head.
         self.final_layer_norm = (
             nn.LayerNorm(config.hidden_size, eps=config.decoder_layer_norm_eps)
@@ -448,42 +572,51 @@ class AUMLTModel(AUMLTPreTrainedModel):
             )
         return model
 
+    @classmethod
+    def from_frame_model(cls, frame_model: "str | AUMLTModel", **temporal_config) -> "AUMLTModel":
+        """A temporal model around a trained frame model (a loaded model, Hub id or folder), same weights.
+
+        `temporal_config` sets the `temporal_*` fields (`temporal_layers` at least 1); every other weight and
+        setting is the frame model's. The temporal layers start as the identity, so the new model gives every
+        frame exactly the frame model's logits until it is trained.
+        """
+        if not isinstance(frame_model, AUMLTPreTrainedModel):
+            frame_model = cls.from_pretrained(frame_model)
+        other = sorted(key for key in temporal_config if not key.startswith("temporal_"))
+        if other:
+            raise ValueError(f"from_frame_model sets only temporal_* fields; got {other}")
+        if frame_model.config.temporal_layers:
+            raise ValueError(
+                f"from_frame_model: the model already has {frame_model.config.temporal_layers} temporal layers"
+            )
+        if not temporal_config.get("temporal_layers"):
+            raise ValueError("from_frame_model: expected temporal_layers >= 1")
+        config = copy.deepcopy(frame_model.config)
+        for key, value in temporal_config.items():
+            setattr(config, key, value)
+        config.validate_au_mlt()
+        model = cls(config)
+        missing, unexpected = model.load_state_dict(frame_model.state_dict(), strict=False)
+        fresh = ("temporal_layers.", "temporal_position_embeddings")
+        if unexpected or any(not name.startswith(fresh) for name in missing):
+            raise ValueError(f"from_frame_model: weights do not match (missing {missing}, unexpected {unexpected})")
+        parameter = next(frame_model.parameters())
+        return model.to(device=parameter.device, dtype=parameter.dtype)
+
     def get_input_embeddings(self) -> nn.Module:
         """The encoder's stem, which turns pixels into patch tokens (a `ViTPatchEmbeddings` or `AUMLTConvStem`)."""
         return self.encoder.embeddings.patch_embeddings
 
-    def forward(
+    def decode_frames(
         self,
         pixel_values: torch.Tensor,
-        labels: torch.Tensor | None = None,
         self_attention_mask: torch.Tensor | None = None,
         cross_attention_mask: torch.Tensor | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
+        output_attentions: bool = False,
+        output_hidden_states: bool = False,
         interpolate_pos_encoding: bool | None = None,
-        return_dict: bool | None = None,
-    ) -> AUMLTOutput | tuple:
-        r"""
-        Args:
-            pixel_values (`torch.FloatTensor` of shape `(batch_size, channels, height, width)`):
-                Face images normalised by the image processor.
-            labels (`torch.FloatTensor` of shape `(batch_size, num_labels)`, *optional*):
-                1 present, 0 absent, -1 not annotated (ignored by the loss).
-            self_attention_mask (`torch.BoolTensor`, *optional*):
-                Broadcastable to `(batch_size, num_labels, num_labels)`;
-                true where label i may attend to label j (eq. 2's Delta = 0).
-            cross_attention_mask (`torch.BoolTensor`, *optional*):
-                Broadcastable to `(batch_size, num_labels, num_tokens)`;
-                true where label i may attend to image token j.
-            output_attentions (`bool`, *optional*):
-                Return the attention weights; they need eager attention (`attn_implementation="eager"`).
-        """
-        output_attentions = self.config.output_attentions if output_attentions is None else output_attentions
-        output_hidden_states = (
-            self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
-        )
-        return_dict = self.config.return_dict if return_dict is None else return_dict
-
+    ) -> AUMLTFrameStates:
+        """Encoder and label decoder on images `(frames, channels, height, width)`: T(N_l) per frame (eqs. 5-7)."""
         encoder_outputs = self.encoder(
             pixel_values,
             interpolate_pos_encoding=interpolate_pos_encoding,
@@ -491,11 +624,11 @@ class AUMLTModel(AUMLTPreTrainedModel):
             output_hidden_states=output_hidden_states,
             return_dict=True,
         )
-        image_states = self.input_projection(encoder_outputs.last_hidden_state)  # (batch, tokens, hidden)
+        image_states = self.input_projection(encoder_outputs.last_hidden_state)  # (frames, tokens, hidden)
         self_attention_mask = expand_mask(self_attention_mask)
         cross_attention_mask = expand_mask(cross_attention_mask)
 
-        # T(0) for every image, (batch, labels, hidden): a copy, so no output is a view of the parameter.
+        # T(0) for every image, (frames, labels, hidden): a copy, so no output is a view of the parameter.
         hidden_states = self.label_embeddings.repeat(pixel_values.shape[0], 1, 1)
         all_hidden_states = (hidden_states,) if output_hidden_states else None
         self_weights, cross_weights = (), ()
@@ -513,19 +646,182 @@ class AUMLTModel(AUMLTPreTrainedModel):
             if output_attentions and layer_cross_weights is not None:
                 cross_weights += (layer_cross_weights,)
                 self_weights += (layer_self_weights,) if layer_self_weights is not None else ()
-
-        hidden_states = self.final_layer_norm(hidden_states)
-        logits = self.head(hidden_states)  # (batch, labels)
-        output = AUMLTOutput(
-            loss=masked_bce(logits, labels) if labels is not None else None,
-            logits=logits,
-            label_hidden_states=hidden_states,
+        return AUMLTFrameStates(
+            label_states=hidden_states,
             encoder_last_hidden_state=encoder_outputs.last_hidden_state,
             hidden_states=encoder_outputs.hidden_states,
             attentions=encoder_outputs.attentions or None,
             decoder_hidden_states=all_hidden_states,
             decoder_attentions=self_weights or None,
             cross_attentions=cross_weights or None,
+        )
+
+    def frame_states(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """Label tokens T(N_l) of each image `(frames, channels, height, width)`: `(frames, labels, hidden)`.
+
+        The costly per-frame part of a temporal model; `video_logits` scores a sequence of them.
+        """
+        return self.decode_frames(pixel_values).label_states
+
+    def temporal_states(
+        self,
+        label_states: torch.Tensor,
+        frame_mask: torch.Tensor,
+        causal: bool,
+        output_attentions: bool = False,
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        """The temporal layers on clips of label tokens `(batch, frames, labels, hidden)`; `frame_mask` `(batch,
+        frames)` is false where a frame is missing. Returns the tokens (same shape) and, with `output_attentions`
+        and eager attention, each layer's weights (see `AUMLTOutput.temporal_attentions`)."""
+        batch_size, num_frames, num_labels, width = label_states.shape
+        if num_frames > self.config.temporal_window:
+            raise ValueError(
+                f"pixel_values: {num_frames} frames exceed temporal_window={self.config.temporal_window}; "
+                "score longer sequences with video_logits (sliding windows)"
+            )
+        positions = self.temporal_position_embeddings[:num_frames]  # (frames, hidden)
+        allowed = temporal_attention_mask(frame_mask, causal)  # (batch, frames, frames)
+        per_label = self.config.temporal_attention_scope == "per_label"
+        if per_label:
+            # One sequence per (clip, AU): the AU's token in each frame.
+            hidden_states = label_states.transpose(1, 2).reshape(batch_size * num_labels, num_frames, width)
+            allowed = allowed.repeat_interleave(num_labels, dim=0)  # (batch * labels, frames, frames)
+        else:
+            # One sequence per clip: every label token of every frame, frame-major.
+            hidden_states = label_states.reshape(batch_size, num_frames * num_labels, width)
+            positions = positions.repeat_interleave(num_labels, dim=0)  # (frames * labels, hidden)
+            allowed = allowed.repeat_interleave(num_labels, dim=1).repeat_interleave(num_labels, dim=2)
+        attention_mask = expand_mask(allowed)
+        all_weights = ()
+        for layer in self.temporal_layers:
+            hidden_states, weights = layer(
+                hidden_states, positions, attention_mask, output_attentions=output_attentions
+            )
+            if output_attentions and weights is not None:
+                all_weights += (weights.unflatten(0, (batch_size, num_labels)) if per_label else weights,)
+        if per_label:
+            hidden_states = hidden_states.view(batch_size, num_labels, num_frames, width).transpose(1, 2)
+        return hidden_states.reshape(label_states.shape), all_weights
+
+    def video_logits(
+        self, frame_states: torch.Tensor, frame_mask: torch.Tensor | None = None, causal: bool | None = None
+    ) -> torch.Tensor:
+        """Logits `(frames, labels)` of one sequence of `frame_states` `(frames, labels, hidden)` of any length.
+
+        A frame model scores each frame alone. A temporal model scores `sliding_windows` of `temporal_window`
+        frames, all in one batch, each frame from one window; `frame_mask` `(frames,)` is false where a frame is
+        missing, and `causal` (default `config.temporal_causal`) restricts each frame to earlier frames.
+        """
+        if not self.config.temporal_layers:
+            return self.head(self.final_layer_norm(frame_states))
+        causal = self.config.temporal_causal if causal is None else causal
+        num_frames = frame_states.shape[0]
+        if frame_mask is None:
+            frame_mask = torch.ones(num_frames, dtype=torch.bool, device=frame_states.device)
+        windows = sliding_windows(num_frames, self.config.temporal_window, causal)
+        clips = torch.stack(
+            [frame_states[start:stop] for start, stop, _, _ in windows]
+        )  # (windows, T, labels, hidden)
+        masks = torch.stack([frame_mask[start:stop].bool() for start, stop, _, _ in windows])  # (windows, T)
+        states, _ = self.temporal_states(clips, masks, causal)
+        clip_logits = self.head(self.final_layer_norm(states))  # (windows, T, labels)
+        return torch.cat(
+            [clip_logits[index, first - start : last - start] for index, (start, _, first, last) in enumerate(windows)]
+        )
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        frame_mask: torch.Tensor | None = None,
+        causal: bool | None = None,
+        self_attention_mask: torch.Tensor | None = None,
+        cross_attention_mask: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        interpolate_pos_encoding: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> AUMLTOutput | tuple:
+        r"""
+        Args:
+            pixel_values (`torch.FloatTensor`):
+                Face images normalised by the image processor, `(batch_size, channels, height, width)`. A temporal
+                model (`temporal_layers > 0`) also takes clips `(batch_size, frames, channels, height, width)` of at
+                most `temporal_window` frames; a 4-D input is then a batch of one-frame clips.
+            labels (`torch.FloatTensor`, *optional*):
+                1 present, 0 absent, -1 not annotated (ignored by the loss); shaped like `logits`.
+            frame_mask (`torch.BoolTensor` of shape `(batch_size, frames)`, *optional*):
+                Clips only: false for padded or missing frames, which skip the encoder, are seen by no other frame
+                and add nothing to the loss. Default: every frame present.
+            causal (`bool`, *optional*):
+                Clips only: each frame attends to itself and earlier frames; default `config.temporal_causal`.
+            self_attention_mask (`torch.BoolTensor`, *optional*):
+                Broadcastable to `(batch_size, num_labels, num_labels)`;
+                true where label i may attend to label j (eq. 2's Delta = 0).
+            cross_attention_mask (`torch.BoolTensor`, *optional*):
+                Broadcastable to `(batch_size, num_labels, num_tokens)`;
+                true where label i may attend to image token j.
+            output_attentions (`bool`, *optional*):
+                Return the attention weights; they need eager attention (`attn_implementation="eager"`).
+
+        Returns `logits` `(batch_size, num_labels)` for images and `(batch_size, frames, num_labels)` for clips.
+        """
+        output_attentions = self.config.output_attentions if output_attentions is None else output_attentions
+        output_hidden_states = (
+            self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
+        )
+        return_dict = self.config.return_dict if return_dict is None else return_dict
+        is_clip = pixel_values.dim() == 5
+        if is_clip and not self.config.temporal_layers:
+            raise ValueError("pixel_values: a frame model (temporal_layers=0) takes 4-D images, got a 5-D clip")
+        if frame_mask is not None and not is_clip:
+            raise ValueError("frame_mask: given for 4-D images; it applies to 5-D clips only")
+        clips = pixel_values if is_clip else pixel_values[:, None]  # (batch, frames, channels, height, width)
+        batch_size, num_frames = clips.shape[:2]
+        if frame_mask is None:
+            frame_mask = torch.ones(batch_size, num_frames, dtype=torch.bool, device=clips.device)
+        frame_mask = frame_mask.bool()
+        if frame_mask.shape != (batch_size, num_frames):
+            raise ValueError(f"frame_mask: expected shape {(batch_size, num_frames)}, got {tuple(frame_mask.shape)}")
+
+        valid = frame_mask.flatten()
+        frames = self.decode_frames(
+            clips.flatten(0, 1)[valid],
+            self_attention_mask,
+            cross_attention_mask,
+            output_attentions,
+            output_hidden_states,
+            interpolate_pos_encoding,
+        )
+        hidden_states = frames.label_states.new_zeros(batch_size * num_frames, *frames.label_states.shape[1:])
+        hidden_states[valid] = frames.label_states
+        hidden_states = hidden_states.unflatten(0, (batch_size, num_frames))  # (batch, frames, labels, hidden)
+        temporal_weights = ()
+        if self.config.temporal_layers:
+            causal = self.config.temporal_causal if causal is None else causal
+            hidden_states, temporal_weights = self.temporal_states(
+                hidden_states, frame_mask, causal, output_attentions
+            )
+        hidden_states = self.final_layer_norm(hidden_states)
+        logits = self.head(hidden_states)  # (batch, frames, labels)
+        if not is_clip:
+            hidden_states, logits = hidden_states[:, 0], logits[:, 0]
+        loss = None
+        if labels is not None:
+            # Labels of missing frames count as not annotated, whatever they hold.
+            present = frame_mask[..., None] if is_clip else frame_mask[:, :1]
+            loss = masked_bce(logits, labels.to(logits.dtype).masked_fill(~present, NOT_ANNOTATED))
+        output = AUMLTOutput(
+            loss=loss,
+            logits=logits,
+            label_hidden_states=hidden_states,
+            encoder_last_hidden_state=frames.encoder_last_hidden_state,
+            hidden_states=frames.hidden_states,
+            attentions=frames.attentions,
+            decoder_hidden_states=frames.decoder_hidden_states,
+            decoder_attentions=frames.decoder_attentions,
+            cross_attentions=frames.cross_attentions,
+            temporal_attentions=temporal_weights or None,
         )
         return output if return_dict else output.to_tuple()
 
@@ -538,4 +834,12 @@ class AUMLTForImageClassification(AUMLTModel):
     """
 
 
-__all__ = ["AUMLTConvStem", "AUMLTForImageClassification", "AUMLTModel", "AUMLTOutput", "AUMLTPreTrainedModel"]
+__all__ = [
+    "AUMLTConvStem",
+    "AUMLTForImageClassification",
+    "AUMLTFrameStates",
+    "AUMLTModel",
+    "AUMLTOutput",
+    "AUMLTPreTrainedModel",
+    "sliding_windows",
+]

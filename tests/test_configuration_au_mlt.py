@@ -53,6 +53,10 @@ def test_custom_label_set_round_trips(tmp_path):
         ({"decoder_dropout": 1.0}, "decoder_dropout"),
         ({"smoothing_window": 0}, "smoothing_window"),
         ({"decoder_initializer": "xavier"}, "decoder_initializer"),
+        ({"temporal_layers": -1}, "temporal_layers"),
+        ({"temporal_window": 0}, "temporal_window"),
+        ({"temporal_layers": 1, "temporal_attention_heads": 5}, "temporal_attention_heads"),
+        ({"temporal_attention_scope": "frames"}, "temporal_attention_scope"),
     ],
 )
 def test_invalid_values_raise_naming_the_field(overrides, field):

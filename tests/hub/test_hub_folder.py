@@ -204,7 +204,7 @@ def test_failed_save_leaves_no_folder(tmp_path, monkeypatch):
 def test_device_map_loading_places_every_weight(saved_folder):
     model, folder = saved_folder
     loaded = AUMLTModel.from_pretrained(folder, device_map="auto").eval()
-    assert set(loaded._no_split_modules) == {"ViTEmbeddings", "ViTLayer", "AUMLTDecoderLayer"}
+    assert set(loaded._no_split_modules) == {"ViTEmbeddings", "ViTLayer", "AUMLTDecoderLayer", "AUMLTTemporalLayer"}
     assert {parameter.device.type for parameter in loaded.parameters()} == {"cpu"}
     pixels = random_pixels(1)
     torch.testing.assert_close(loaded(pixels).logits, model(pixels).logits, rtol=0, atol=0)
