@@ -1,7 +1,8 @@
 """Write a synthetic AU benchmark in the ABAW release layout (faces, label files, regions.json).
 
     python scripts/make_synthetic_abaw.py --output_dir OUT --train_videos N --val_videos M \
-        --frames_per_video F --seed S [--test_videos K] [--image_size 112] [--num_proc 2] [--preview OUT.png]
+        --frames_per_video F --seed S [--test_videos K] [--image_size 112] [--num_proc 2] [--preview OUT.png] \
+        [--nuisances]
 """
 
 import argparse
@@ -27,6 +28,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--num_proc", type=int, default=1, help="worker processes (videos in parallel)")
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --output_dir")
     parser.add_argument("--preview", help="also save a figure of each AU alone at full intensity here")
+    parser.add_argument(
+        "--nuisances",
+        action="store_true",
+        help="add per-frame nuisances (occlusion, motion blur, lighting flicker, head turn, heavy JPEG) and write "
+        "nuisances.json",
+    )
     return parser.parse_args(argv)
 
 
@@ -42,6 +49,7 @@ def main(argv=None) -> None:
         image_size=args.image_size,
         num_proc=args.num_proc,
         overwrite=args.overwrite,
+        nuisances=args.nuisances,
     )
     if args.preview:
         preview_figure(args.preview, args.seed)

@@ -8,7 +8,10 @@
   `test_videos` > 0, a held-out split labelled like the others): the header
   `AU1,AU2,AU4,AU6,AU7,AU10,AU12,AU15,AU23,AU24,AU25,AU26`, then line k = frame k (`1`, `0`, `-1`);
 - `OUT/regions.json`: where each AU acts, for scoring attention maps (schema below);
-- `OUT/synthetic_summary.json`: the returned summary.
+- `OUT/synthetic_summary.json`: the returned summary;
+- with `nuisances=True` only, `OUT/nuisances.json`: which frames carry which per-frame nuisance (occlusion,
+  motion blur, lighting flicker, head turn, heavy JPEG; types, rates and strengths in `nuisances.py`), and
+  per split a `nuisance_frames` count in the summary. The labels stay the true AU state on those frames.
 
 The release's quirks are reproduced (each drawn per video from its own random stream): runs of all `-1`
 rows (30 % of videos; their images exist), a few rows with one `-1` entry (0.2 % of rows), annotated
@@ -27,14 +30,23 @@ in the same split), CRLF line endings (15 %) and a trailing blank line (15 %).
 For AU `k` of frame `t`, the region in the saved frame's pixels (x right, y down, pixel centres at
 integers) is the union of the polygons `[[a, b], [d, e]] @ p + [c, f]` for every canonical vertex `p`
 (`frame_regions` and `region_masks` do this). Outside it, switching that AU on (alone, from the neutral
-face) changes no pixel.
+face) changes no pixel; on nuisance frames the affine stays exact (a head turn is part of the pose) but blur
+and occluders break that promise.
+
+`nuisances.json` schema (frames numbered from 1 as the image files, only frames with an image and at least
+one nuisance; every video is listed)::
+
+    {"format": "au-nuisances/1", "rates": {"occlusion": 0.04, ...}, "types": ["occlusion", ...],
+     "videos": {"<video>": {"<frame>": ["motion_blur", "heavy_jpeg"], ...}}}
 
 Output is deterministic for a seed: the video plan draws from `numpy.random.default_rng([seed, 0])` and
 video i from `default_rng([seed, 1 + i])`, independent of worker order, and JPEG encoding is
 deterministic. Each video draws its own identity (face geometry, colours) first from its own stream, so
 no identity is shared between videos, and none between splits. With `test_videos=0` the tree is byte for
 byte the one written before the test split existed. The tree is built in a temporary folder beside OUT and
-renamed into place at the end.
+renamed into place at the end. Nuisance events draw from `default_rng([seed, 1 + i, 1])`, apart from the
+video's stream, so `nuisances=False` writes the tree byte for byte as before nuisances existed, and with them
+the frames without a nuisance are the same bytes too.
 """
 
 import shutil
@@ -60,6 +72,15 @@ from .geometry import (
     transform_polygons,
 )
 from .labels import sample_video
+from .nuisances import (
+    NuisanceRates,
+    active_events,
+    nuisance_conditions,
+    nuisance_counts,
+    nuisance_document,
+    nuisance_image,
+    sample_events,
+)
 
 SPLITS = ("Train_Set", "Validation_Set")
 TEST_SPLIT = "Test_Set"  # the name ABAW participants give the test labels once released
@@ -86,10 +107,13 @@ def make_synthetic_abaw(
     image_size: int = CANONICAL_SIZE,
     num_proc: int = 1,
     overwrite: bool = False,
+    nuisances: bool = False,
+    nuisance_rates: NuisanceRates | None = None,
 ) -> dict:
     """Write the synthetic tree to `output_dir` and return its summary (counts per split, frames/s).
 
-    `test_videos` > 0 adds a `Test_Set` of that many videos (new identities, like every video).
+    `test_videos` > 0 adds a `Test_Set` of that many videos (new identities, like every video). `nuisances`
+    adds per-frame nuisances at `nuisance_rates` (default: `NuisanceRates()`) and writes nuisances.json.
     Raises `FileExistsError` if `output_dir` exists and is not empty, unless `overwrite`.
     """
     if min(train_videos, val_videos, test_videos) < 0 or frames_per_video < 1 or image_size < 32 or num_proc < 1:
@@ -109,14 +133,17 @@ def make_synthetic_abaw(
         for split in split_names:  # train and validation folders exist even without a video, as in the release
             (temp / "AU_Detection_Challenge" / split).mkdir(parents=True)
         (temp / "cropped_aligned").mkdir()
+        rates = (nuisance_rates or NuisanceRates()) if nuisances else None
         tasks = [
-            (seed, index, split, name, frames_per_video, image_size, str(temp))
+            (seed, index, split, name, frames_per_video, image_size, str(temp), rates)
             for index, (split, name) in enumerate(video_plan(seed, train_videos, val_videos, test_videos))
         ]
         videos = parallel_map(_write_video, tasks, num_proc)
         results = list(tqdm(videos, total=len(tasks), desc="synthetic videos", unit="video", disable=None))
         summary = _summary(results, split_names, output, seed, image_size, time.perf_counter() - started)
         write_json(temp / "regions.json", _regions_document(results, image_size), compact=True)
+        if rates is not None:
+            _write_nuisances(temp, results, rates, summary["splits"])
         write_json(temp / "synthetic_summary.json", summary, compact=True)
         replace_dir(temp, output)
     except BaseException:
@@ -204,22 +231,28 @@ def _identity_with_hair_style(seed: int, style: HairStyle):
 
 def _write_video(task: tuple) -> dict:
     """Render one video's frames into the temporary tree; return its label text, regions and counts."""
-    seed, index, split, name, num_frames, image_size, root = task
+    seed, index, split, name, num_frames, image_size, root, rates = task
     rng = np.random.default_rng([seed, 1 + index])
     renderer = FaceRenderer(sample_identity(rng), image_size)
     extra = int(rng.integers(1, 4)) if rng.random() < QUIRKS["extra_images"] else 0
     labels, intensities = sample_video(rng, num_frames + extra)
     conditions = renderer.sample_conditions(rng, num_frames + extra)
     rows, has_image = _quirky_rows(rng, labels[:num_frames])
+    nuisance_rng = np.random.default_rng([seed, 1 + index, 1])  # not `rng`: nuisances=False keeps the bytes
+    events = [] if rates is None else sample_events(nuisance_rng, len(conditions), renderer.identity, rates)
     has_image = np.concatenate([has_image, np.ones(extra, bool)])
     folder = Path(root) / "cropped_aligned" / name
     folder.mkdir(parents=True)
-    affines = {}
+    affines, nuisance_frames = {}, {}
     for frame in np.flatnonzero(has_image):
-        image = renderer.render(intensities[frame], conditions[frame], rng)
-        ok, jpeg = cv2.imencode(".jpg", image[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, conditions[frame].quality])
+        active = active_events(events, frame)
+        frame_conditions = nuisance_conditions(active, frame, conditions[frame], renderer.identity, image_size)
+        image = nuisance_image(active, frame, renderer.render(intensities[frame], frame_conditions, rng))
+        ok, jpeg = cv2.imencode(".jpg", image[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, frame_conditions.quality])
         (folder / f"{frame + 1:05d}.jpg").write_bytes(jpeg.tobytes())
-        affines[str(frame + 1)] = np.round(pose_matrix(renderer.identity, conditions[frame], image_size), 4).tolist()
+        affines[str(frame + 1)] = np.round(pose_matrix(renderer.identity, frame_conditions, image_size), 4).tolist()
+        if active:
+            nuisance_frames[str(frame + 1)] = [event.kind for event in active]
     newline = "\r\n" if rng.random() < QUIRKS["crlf"] else "\n"
     text = newline.join([",".join(ABAW_AUS), *(",".join(map(str, row)) for row in rows.tolist())]) + newline
     if rng.random() < QUIRKS["trailing_blank"]:
@@ -236,7 +269,18 @@ def _write_video(task: tuple) -> dict:
         "extra": extra,
         "regions": {name: [np.round(polygon, 2).tolist() for polygon in boxes] for name, boxes in regions.items()},
         "affines": affines,
+        "nuisances": nuisance_frames,
     }
+
+
+def _write_nuisances(root: Path, results: list[dict], rates: NuisanceRates, splits: dict) -> None:
+    """Write nuisances.json and add each split's `nuisance_frames` counts to the summary's `splits`."""
+    for split, counts in splits.items():
+        counts["nuisance_frames"] = nuisance_counts(
+            [result["nuisances"] for result in results if result["split"] == split]
+        )
+    videos = {result["name"]: result["nuisances"] for result in results}
+    write_json(root / "nuisances.json", nuisance_document(rates, videos), compact=True)
 
 
 def _quirky_rows(rng: np.random.Generator, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
