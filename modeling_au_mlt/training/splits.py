@@ -40,6 +40,8 @@ def synthetic_cache_key(data_args: DataArguments) -> str:
         "image_size": data_args.synthetic_image_size,
         "seed": data_args.synthetic_seed,
     }
+    if data_args.synthetic_nuisances:  # only when on: data without nuisances keeps the key it had before them
+        parameters["nuisances"] = True
     digest = hashlib.sha256(json.dumps(parameters, sort_keys=True).encode())
     for pattern in SYNTHETIC_SOURCES:
         for source in sorted(Path(__file__).parents[1].glob(pattern)):
@@ -48,7 +50,8 @@ def synthetic_cache_key(data_args: DataArguments) -> str:
 
 
 def synthetic_dataset_dir(data_args: DataArguments) -> Path:
-    """The converted synthetic ABAW DatasetDict, generated and converted on first use and cached by key."""
+    """The converted synthetic ABAW DatasetDict, generated and converted on first use and cached by key; with
+    `synthetic_nuisances` the tree's nuisances.json is kept beside it (`synthetic_nuisance_file`)."""
     from ..data.abaw import prepare_abaw
     from ..synthetic.tree import make_synthetic_abaw
 
@@ -69,16 +72,27 @@ def synthetic_dataset_dir(data_args: DataArguments) -> Path:
             seed=data_args.synthetic_seed,
             image_size=data_args.synthetic_image_size,
             num_proc=min(4, os.cpu_count() or 1),
+            nuisances=data_args.synthetic_nuisances,
         )
         prepare_abaw(
             staging / "tree" / "cropped_aligned", staging / "tree" / "AU_Detection_Challenge", staging / "dataset"
         )
+        if data_args.synthetic_nuisances:
+            shutil.copy2(staging / "tree" / "nuisances.json", staging / "nuisances.json")
         shutil.rmtree(staging / "tree")  # the images now live in the dataset's Arrow files
         if not final.exists():  # another process may have finished the same data meanwhile
             os.replace(staging, final)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return final / "dataset"
+
+
+def synthetic_nuisance_file(data_args: DataArguments) -> Path | None:
+    """The synthetic data's nuisances.json (generated with the data if not cached yet), or None without
+    `synthetic_nuisances`. Its videos and 1-based frames match the converted splits' `video_id` and `frame`."""
+    if not data_args.synthetic_nuisances:
+        return None
+    return synthetic_dataset_dir(data_args).parent / "nuisances.json"
 
 
 def load_splits(data_args: DataArguments, training_args) -> DatasetDict:
