@@ -1,11 +1,13 @@
 """Detect facial Action Units in images, folders of images and videos; one CSV per input.
 
     python scripts/predict.py INPUT [INPUT ...] --model DIR_OR_HUB_ID --output_dir OUT \
-        [--no_detect] [--attention_maps] [--batch_size B] [--smooth W] [--device cpu|cuda]
+        [--no_detect] [--attention_maps] [--batch_size B] [--smooth W] [--causal] [--device cpu|cuda]
 
 Writes OUT/<stem>.csv (one row per face and frame), and with --attention_maps the attention figures
-and, for videos, OUT/<stem>_timeline.png. A bad input is reported on stderr and skipped; the exit status
-is 1 if any input (or frame of a folder) failed.
+and, for videos, OUT/<stem>_timeline.png. A temporal model (temporal_layers > 0) scores each tracked face of
+a video with its neighbouring frames (past frames only with --causal); photos and image folders are single
+frames. A bad input is reported on stderr and skipped; the exit status is 1 if any input (or frame of a folder)
+failed.
 """
 
 import argparse
@@ -37,12 +39,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="moving-average window in frames, per face, in videos (default: the model's smoothing_window, else 1)",
     )
+    parser.add_argument(
+        "--causal",
+        action="store_true",
+        help="each frame's output from that frame and earlier ones only: a temporal model sees past frames only, "
+        "and videos are not smoothed (a frame model scores each frame alone already)",
+    )
     parser.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: cuda if available")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     for name in ("batch_size", "attention_every") + (("smooth",) if args.smooth is not None else ()):
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be a positive integer, got {getattr(args, name)}")
+    if args.causal and (args.smooth or 1) > 1:
+        parser.error("--smooth averages over later frames too; --causal uses past frames only")
     return args
 
 
@@ -59,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         batch_size=args.batch_size,
         smooth=args.smooth,
         progress=not args.quiet,
+        causal=args.causal,
     )
     return 1 if prediction.run(args.inputs) else 0
 

@@ -56,6 +56,24 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_temporal_model_dir(tmp_path_factory) -> Path:
+    """The tiny model with one temporal layer over 4-frame windows, its temporal weights drawn at random: a new
+    temporal layer is the identity (zero output maps), which would hide a frame scored without its context."""
+    torch.manual_seed(0)
+    config = tiny_config(
+        thresholds=TINY_THRESHOLDS, decoder_initializer="normal", temporal_layers=1, temporal_window=4
+    )
+    model = AUMLTModel(config).eval()
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if name.startswith("temporal_"):
+                parameter.normal_(std=0.3)
+    output_dir = tmp_path_factory.mktemp("tiny_temporal_model")
+    save_for_hub(model, output_dir)
+    return output_dir
+
+
+@pytest.fixture(scope="session")
 def face_video(tmp_path_factory) -> Path:
     """20 frames at 25 fps (320 x 240); frames 8-11 hold no face."""
     return write_video(tmp_path_factory.mktemp("video") / "clip.avi", synthetic_face_frames(20, blank=range(8, 12)))

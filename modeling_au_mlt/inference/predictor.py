@@ -4,8 +4,10 @@
 worker decodes frames, finds faces and prepares crops (`face_stream.py`) while the main process runs the model on
 batches of faces.
 Each input gives `OUT/<stem>.csv` with one row per face and frame (a row with `face_detected=0` where no face
-was found); videos are smoothed per face over `smooth` frames before thresholding. With `attention_maps` it also draws
-where each AU looks (`attention_maps.py`) and, for videos, the AU probabilities over time.
+was found); videos are smoothed per face over `smooth` frames before thresholding. A temporal model
+(`temporal_layers > 0`) scores each tracked face of a video with context from its other frames (`tracks.py`);
+photos and image folders are single frames. With `attention_maps` it also draws where each AU looks
+(`attention_maps.py`) and, for videos, the AU probabilities over time.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ import csv
 import logging
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -33,6 +36,7 @@ from .attention_maps import attention_figure, patch_attention, timeline_figure
 from .face_stream import FaceStream, FrameFaces, clocks, collate_frames, elapsed
 from .faces import FaceBox, FaceDetector, IoUTracker
 from .media import MediaError, MediaSource, open_media
+from .tracks import TrackBuffer
 
 DEFAULT_ATTENTION_EVERY = 125
 
@@ -52,11 +56,25 @@ class AUPredictor:
         self.label_names = config.label_names
         self.thresholds = np.asarray(config.decision_thresholds())
         self.smoothing_window = config.smoothing_window
+        self.temporal = config.temporal_layers > 0
 
     @torch.inference_mode()
     def probabilities(self, pixel_values: torch.Tensor) -> np.ndarray:
         """`(faces, labels)` sigmoid probabilities of face crops `(faces, 3, S, S)`."""
         return torch.sigmoid(self.model(pixel_values.to(self.device)).logits).float().cpu().numpy()
+
+    @torch.inference_mode()
+    def frame_states(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """Label tokens `(faces, labels, hidden)` of face crops after the label decoder, on the CPU (a video's
+        tracks keep them until they end)."""
+        return self.model.frame_states(pixel_values.to(self.device)).float().cpu()
+
+    @torch.inference_mode()
+    def track_probabilities(self, states: torch.Tensor, frame_mask: torch.Tensor, causal: bool) -> np.ndarray:
+        """`(frames, labels)` probabilities of one face track's `frame_states` (`frame_mask` False where the face
+        was missed), with context from past frames only if `causal`, else as the model was trained."""
+        logits = self.model.video_logits(states.to(self.device), frame_mask.to(self.device), causal=causal or None)
+        return torch.sigmoid(logits).float().cpu().numpy()
 
     @torch.inference_mode()
     def attention(self, pixel_values: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
@@ -84,6 +102,8 @@ class InputResult:
     probabilities: list[np.ndarray] = field(default_factory=list)  # (labels,) rows, NaN without a face
     errors: list[str] = field(default_factory=list)
     frames_seen: int = 0
+    tracks: TrackBuffer | None = None  # a temporal model's video: rows are NaN until their track is scored
+    attention_frames: list[tuple[FrameFaces, int]] = field(default_factory=list)  # (frame, first row) to draw then
 
     def add_frame(self, frame: FrameFaces, face_ids: list[int], probabilities: np.ndarray, num_labels: int) -> None:
         """Record one frame: a row per face, or one `face_detected=0` row."""
@@ -119,7 +139,11 @@ def csv_rows(result: InputResult, probabilities: np.ndarray, thresholds: np.ndar
 
 
 class Prediction:
-    """One prediction run over several inputs; `run()` returns the number of inputs that failed."""
+    """One prediction run over several inputs; `run()` returns the number of inputs that failed.
+
+    `causal`: each frame's output uses that frame and earlier ones only: a temporal model's tracks are scored
+    with past context only, and smoothing (a centred mean) defaults to none. A frame model is causal already.
+    """
 
     def __init__(
         self,
@@ -132,6 +156,7 @@ class Prediction:
         smooth: int | None = None,
         num_workers: int = 1,
         progress: bool = True,
+        causal: bool = False,
     ):
         self.predictor = predictor
         self.output_dir = Path(output_dir)
@@ -139,7 +164,13 @@ class Prediction:
         self.attention_maps = attention_maps
         self.attention_every = attention_every
         self.batch_size = batch_size
-        self.smooth = (predictor.smoothing_window or 1) if smooth is None else smooth
+        self.smooth = (1 if causal else predictor.smoothing_window or 1) if smooth is None else smooth
+        self.causal = causal
+        if causal and predictor.temporal and not predictor.model.config.temporal_causal:
+            logger.warning(
+                "the model was trained with two-sided temporal context (temporal_causal=False); scored causally, "
+                "each frame sees only past frames, which it was not trained for"
+            )
         self.num_workers = num_workers
         self.progress = progress
         stages = ("decode+detect", "model", "attention", "writing")
@@ -199,7 +230,7 @@ class Prediction:
         )
         total = sum(source.num_frames for source in sources)
         bar = tqdm(total=total, unit="frame", disable=not self.progress, dynamic_ncols=True)
-        results = [InputResult(source) for source in sources]
+        results = [InputResult(source, tracks=self.track_buffer(source)) for source in sources]
         trackers = [IoUTracker() if source.kind == "video" else None for source in sources]
         done = 0
         for batch in loader:
@@ -214,18 +245,39 @@ class Prediction:
         self.log_summary(results, time.perf_counter() - started)
         return len(self.failed)
 
+    def track_buffer(self, source: MediaSource) -> TrackBuffer | None:
+        """Where a temporal model keeps a video's face tracks until they end; `None`: frames scored alone."""
+        if not (self.predictor.temporal and source.kind == "video"):
+            return None
+        return TrackBuffer(lambda states, mask: self.predictor.track_probabilities(states, mask, self.causal))
+
+    def run_model(self, frames: list[FrameFaces], model: Callable[[torch.Tensor], Any]) -> dict[int, Any]:
+        """`model`'s output on the faces of `frames` in one batch, split per frame and keyed by `id(frame)`."""
+        if not frames:
+            return {}
+        started = clocks()
+        outputs = model(torch.cat([frame.pixel_values for frame in frames]))
+        self.add_time("model", elapsed(started))
+        offsets = np.cumsum([0] + [len(frame.boxes) for frame in frames])
+        return {id(frame): outputs[start:stop] for frame, start, stop in zip(frames, offsets, offsets[1:])}
+
+    def score_tracks(self, result: InputResult, live: Collection[int]) -> None:
+        """Score the tracks of `result` whose ids are not in `live` (model time)."""
+        started = clocks()
+        result.tracks.score_ended(live, result.probabilities)
+        self.add_time("model", elapsed(started))
+
     def predict_batch(self, batch: list[FrameFaces], results: list[InputResult], trackers: list) -> None:
-        """Run the model on every face of `batch` and record the rows (and attention figures)."""
+        """Run the model on every face of `batch` and record the rows (and attention figures); a temporal
+        model's video rows get their probabilities when their track is scored."""
         for frame in batch:
             self.add_time("decode+detect", frame.seconds)
         faces = [frame for frame in batch if frame.error is None and frame.boxes]
-        probabilities = np.zeros((0, len(self.predictor.label_names)))
-        if faces:
-            started = clocks()
-            probabilities = self.predictor.probabilities(torch.cat([frame.pixel_values for frame in faces]))
-            self.add_time("model", elapsed(started))
-        offsets = np.cumsum([0] + [len(frame.boxes) for frame in faces])
-        by_frame = {id(frame): probabilities[start:stop] for frame, start, stop in zip(faces, offsets, offsets[1:])}
+        alone = [frame for frame in faces if results[frame.source].tracks is None]
+        tracked = [frame for frame in faces if results[frame.source].tracks is not None]
+        outputs = self.run_model(alone, self.predictor.probabilities)
+        outputs |= self.run_model(tracked, self.predictor.frame_states)
+        num_labels = len(self.predictor.label_names)
         for frame in batch:
             result = results[frame.source]
             if frame.error is not None:
@@ -234,15 +286,25 @@ class Prediction:
                 continue
             tracker = trackers[frame.source]
             face_ids = tracker.update(frame.boxes) if tracker is not None else list(range(len(frame.boxes)))
-            probabilities = by_frame.get(id(frame), np.zeros((0, 0)))
-            result.add_frame(frame, face_ids, probabilities, len(self.predictor.label_names))
+            output, first_row = outputs.get(id(frame), np.zeros((0, 0))), len(result.frames)
+            if result.tracks is not None:
+                result.tracks.add(frame.index, face_ids, first_row, output)
+                output = np.full((len(face_ids), num_labels), np.nan)
+            result.add_frame(frame, face_ids, output, num_labels)
+            if result.tracks is not None:
+                self.score_tracks(result, tracker.tracks.keys())
             if self.attention_maps and frame.boxes and frame.index % self.attention_every == 0:
-                self.draw_attention(result.source, frame)
+                if result.tracks is None:
+                    self.draw_attention(result.source, frame)
+                else:
+                    result.attention_frames.append((frame, first_row))
 
-    def draw_attention(self, source: MediaSource, frame: FrameFaces) -> None:
-        """`<stem>_attention.png` for an image, `<stem>_attention_<frame>.png` for a video or folder."""
+    def draw_attention(self, source: MediaSource, frame: FrameFaces, probabilities: np.ndarray | None = None) -> None:
+        """`<stem>_attention.png` for an image, `<stem>_attention_<frame>.png` for a video or folder; titled
+        with `probabilities` `(faces, labels)` if given, else with the frame's own."""
         started = clocks()
-        probabilities, maps = self.predictor.attention(frame.pixel_values)
+        alone, maps = self.predictor.attention(frame.pixel_values)
+        probabilities = alone if probabilities is None else probabilities
         single = source.kind == "image"
         name = f"{source.stem}_attention.png" if single else f"{source.stem}_attention_{frame.index:06d}.png"
         title = source.path.name if single else f"{source.path.name} frame {frame.index}"
@@ -254,6 +316,11 @@ class Prediction:
 
     def finish(self, result: InputResult) -> None:
         """Smooth (videos), threshold and write `<stem>.csv`, and the timeline figure of a video."""
+        if result.tracks is not None:
+            self.score_tracks(result, ())
+        for frame, first_row in result.attention_frames:  # a temporal model's: drawn with its tracks' scores
+            rows = result.probabilities[first_row : first_row + len(frame.boxes)]
+            self.draw_attention(result.source, frame, np.stack(rows))
         started = clocks()
         if result.frames_seen == 0:
             return

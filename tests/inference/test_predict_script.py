@@ -61,3 +61,28 @@ def test_all_good_inputs_exit_zero_and_bad_arguments_are_refused(capsys):
     with pytest.raises(SystemExit):
         script.parse_args(["a.jpg", "--model", "m", "--output_dir", "o", "--batch_size", "0"])
     assert "--batch_size must be a positive integer" in capsys.readouterr().err
+
+
+def test_causal_with_a_temporal_model_warns_and_refuses_smoothing(
+    script_runner, tiny_temporal_model_dir, face_video, tmp_path, capsys
+):
+    args = ["--model", "m", "--output_dir", "o", "--causal"]
+    assert load_script().parse_args(["a.mp4", *args]).causal
+    with pytest.raises(SystemExit):
+        load_script().parse_args(["a.mp4", *args, "--smooth", "3"])
+    assert "--smooth averages over later frames too" in capsys.readouterr().err
+    out = tmp_path / "out"
+    completed = script_runner(
+        "predict.py",
+        face_video,
+        "--model",
+        tiny_temporal_model_dir,
+        "--output_dir",
+        out,
+        "--device",
+        "cpu",
+        "--causal",
+    )
+    assert "trained with two-sided temporal context" in completed.stderr
+    with open(out / "clip.csv", newline="") as handle:
+        assert [row["face_detected"] for row in csv.DictReader(handle)] == ["1"] * 8 + ["0"] * 4 + ["1"] * 8
