@@ -5,7 +5,11 @@ without this package, so it imports only torch, transformers and PIL and loads t
 The image should be a face crop (the endpoint does no face detection; `scripts/predict.py` does).
 
 Request: `{"inputs": <image>}` where the image is a PIL image, raw bytes, or a base64 string (optionally a
-`data:image/...;base64,` URL); a list of images gives a list of answers.
+`data:image/...;base64,` URL); a list of images gives a list of answers. With a frame model the images of a list
+are scored independently. With a temporal model (`temporal_layers > 0`) a list is the frames of one face track
+in time order, each scored with context from the others (sliding windows of `temporal_window` frames), from
+earlier frames only with `"parameters": {"causal": true}` (default: as the model was trained); a single image is
+a one-frame track.
 Answer per image: `[{"label": "AU1", "score": 0.83, "threshold": 0.5, "present": true}, ...]` for every
 AU in the model's order.
 """
@@ -49,9 +53,10 @@ class EndpointHandler:
     @torch.inference_mode()
     def __call__(self, data: dict[str, Any]) -> list[dict[str, Any]] | list[list[dict[str, Any]]]:
         inputs = data.get("inputs", data) if isinstance(data, dict) else data
+        parameters = (data.get("parameters") if isinstance(data, dict) else None) or {}
         images = [decode_image(item) for item in (inputs if isinstance(inputs, list) else [inputs])]
         pixel_values = self.processor(images=images, return_tensors="pt")["pixel_values"]  # (images, 3, S, S)
-        probabilities = torch.sigmoid(self.model(pixel_values=pixel_values).logits).tolist()  # (images, labels)
+        probabilities = torch.sigmoid(self.logits(pixel_values, parameters.get("causal"))).tolist()
         answers = [
             [
                 {"label": label, "score": score, "threshold": threshold, "present": score >= threshold}
@@ -60,3 +65,12 @@ class EndpointHandler:
             for row in probabilities
         ]
         return answers if isinstance(inputs, list) else answers[0]
+
+    def logits(self, pixel_values: torch.Tensor, causal: Any) -> torch.Tensor:
+        """`(images, labels)` logits: a temporal model's images are one track's frames; a frame model's are scored
+        alone (and so causally: `causal` changes nothing)."""
+        if causal is not None and not isinstance(causal, bool):
+            raise ValueError(f"parameters.causal: expected true or false, got {causal!r}")
+        if not self.model.config.temporal_layers:
+            return self.model(pixel_values=pixel_values).logits
+        return self.model.video_logits(self.model.frame_states(pixel_values), causal=causal)
