@@ -104,8 +104,10 @@ class AUComputeMetrics:
         self.accumulator = AUF1Accumulator(label_names)
 
     def __call__(self, eval_prediction, compute_result: bool = True) -> dict[str, float]:
-        probs = torch.sigmoid(_first_tensor(eval_prediction.predictions)).numpy()  # (B, L)
-        self.accumulator.update(probs, _first_tensor(eval_prediction.label_ids).numpy())
+        # Clips' (B, T, L) pool like B * T frames; their -1 labels (gaps, unscored frames) are ignored.
+        logits = _first_tensor(eval_prediction.predictions)
+        probs = torch.sigmoid(logits).reshape(-1, logits.shape[-1]).numpy()  # (B, L) or (B * T, L)
+        self.accumulator.update(probs, _first_tensor(eval_prediction.label_ids).reshape(-1, logits.shape[-1]).numpy())
         if not compute_result:
             return {}
         scores = self.accumulator.result()

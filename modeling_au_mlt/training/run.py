@@ -2,12 +2,13 @@
 
 `run(model_args, data_args, training_args)` loads an AU dataset (`splits.py`: a converted folder, a Hub
 dataset, or with no dataset argument the embedded synthetic ABAW job), builds AU-MLT (from a pretrained ViT or
-a ViT-Ti/S/B-sized random encoder), trains it with `AUMLTTrainer`, scores the validation split with the ABAW
-metric at the default threshold (0.5) and at tuned per-AU thresholds (after a per-video moving average when the
-split has videos), scores the test split (when the dataset has one with labels) at the default and with those
-validation-tuned settings, stores the tuned values in the config and writes the model folder with its model
-card. Argument dataclasses and their parsing live in `arguments.py`. `scripts/train.py` prints the
-results table and pushes the folder to the Hub when asked.
+a ViT-Ti/S/B-sized random encoder, or from a trained folder with `--init_from`: `temporal.py`), trains it with
+`AUMLTTrainer` (a temporal model, `--temporal_layers N > 0`, on clips of frames whose scores map back to rows),
+scores the validation split with the ABAW metric at the default threshold (0.5) and at tuned per-AU thresholds
+(after a per-video moving average when the split has videos), scores the test split (when the dataset has one
+with labels) at the default and with those validation-tuned settings, stores the tuned values in the config and
+writes the model folder with its model card. Argument dataclasses and their parsing live in `arguments.py`.
+`scripts/train.py` prints the results table and pushes the folder to the Hub when asked.
 """
 
 import logging
@@ -19,12 +20,12 @@ from transformers import set_seed
 
 from .. import AUMLTConfig, AUMLTModel
 from ..atomic_io import atomic_output, write_json
+from ..data.clips import ClipCollator
 from ..data.transforms import (
     AUCollator,
     AugmentationConfig,
     AugmentationEpochCallback,
     EpochState,
-    EvalTransform,
     TrainTransform,
 )
 from ..evaluation.metrics import AUComputeMetrics, au_scores
@@ -33,6 +34,7 @@ from ..hub.card import render_model_card, results_table, training_summary
 from ..hub.folder import image_processor_for, save_for_hub
 from .arguments import VISION_PRESETS, DataArguments, ModelArguments
 from .splits import dataset_label_names, load_splits
+from .temporal import clip_training_dataset, model_from_folder, per_row, scoring_dataset, temporal_settings
 from .trainer import AUMLTTrainer, loss_weight_report, training_labels
 
 logger = logging.getLogger(__name__)
@@ -42,7 +44,12 @@ EVAL_RESULTS_FILE = "eval_results.json"
 
 
 def build_model(model_args: ModelArguments, label_names: list[str], image_size: int | None) -> AUMLTModel:
-    """AU-MLT from a pretrained ViT (`--encoder_name_or_path`) or a randomly initialised preset."""
+    """AU-MLT from a pretrained ViT (`--encoder_name_or_path`) or a randomly initialised preset, with the temporal
+    layers `--temporal_layers` asks for."""
+    if model_args.temporal_layers:
+        logger.warning(
+            "a temporal model trained from scratch: it is best started from a trained frame model (--init_from)"
+        )
     decoder = {
         "decoder_hidden_size": model_args.decoder_hidden_size,
         "decoder_layers": model_args.decoder_layers,
@@ -56,6 +63,7 @@ def build_model(model_args: ModelArguments, label_names: list[str], image_size: 
         "label_self_attention": model_args.label_self_attention,
         "head_type": model_args.head_type,
         "id2label": dict(enumerate(label_names)),
+        **temporal_settings(model_args),
     }
     if model_args.encoder_name_or_path:
         model = AUMLTModel.from_encoder_pretrained(model_args.encoder_name_or_path, **decoder)
@@ -89,13 +97,21 @@ def augmentation_config(data_args: DataArguments) -> AugmentationConfig:
 
 
 def build_trainer(model, splits: DatasetDict, data_args, training_args) -> AUMLTTrainer:
-    """An `AUMLTTrainer` over transformed splits, with the loss weights of the training labels (the labels
-    named by `model.config.label_names`)."""
+    """An `AUMLTTrainer` over transformed splits (frames, or for a temporal model clips), with the loss weights
+    of the training labels (the labels named by `model.config.label_names`)."""
     if training_args.dataloader_persistent_workers and data_args.augment:
         raise ValueError("--dataloader_persistent_workers keeps stale epochs in the augmentation; leave it off")
     image_processor = image_processor_for(model.config)
     epoch_state = EpochState()
     config = augmentation_config(data_args)
+    if model.config.temporal_layers:
+        train = clip_training_dataset(splits["train"], model.config, config, training_args.seed, epoch_state)
+        collator = ClipCollator()
+    else:
+        train = splits["train"].with_transform(
+            TrainTransform(image_processor, config, training_args.seed, epoch_state)
+        )
+        collator = AUCollator(config.mixup_alpha, training_args.seed, epoch_state)
     label_names = model.config.label_names
     weights, report = loss_weight_report(training_labels(splits["train"]), label_names, training_args.loss_weighting)
     logger.info("per-AU loss weights (%s): %s", report["scheme"], report["weights"])
@@ -105,11 +121,9 @@ def build_trainer(model, splits: DatasetDict, data_args, training_args) -> AUMLT
     return AUMLTTrainer(
         model=model,
         args=training_args,
-        train_dataset=splits["train"].with_transform(
-            TrainTransform(image_processor, config, training_args.seed, epoch_state)
-        ),
-        eval_dataset=splits["eval"].with_transform(EvalTransform(image_processor)),
-        data_collator=AUCollator(config.mixup_alpha, training_args.seed, epoch_state),
+        train_dataset=train,
+        eval_dataset=scoring_dataset(model.config, splits["eval"], data_args.eval_split),
+        data_collator=collator,
         compute_metrics=AUComputeMetrics(label_names),
         callbacks=[AugmentationEpochCallback(epoch_state)],
         loss_weights=None if training_args.loss_weighting == "none" else weights,
@@ -125,11 +139,13 @@ def prefixed(scores: dict, prefix: str) -> dict:
 
 
 def split_probabilities(trainer: AUMLTTrainer, dataset, prefix: str) -> tuple[dict, np.ndarray, np.ndarray]:
-    """The Trainer's `<prefix>_*` metrics (logged), probabilities (N, L) and labels (N, L) of a transformed split."""
+    """The Trainer's `<prefix>_*` metrics (logged), probabilities (N, L) and labels (N, L) of a split transformed
+    by `scoring_dataset`, one per row of the split."""
     prediction = trainer.predict(dataset, metric_key_prefix=prefix)
     trainer.log(prediction.metrics)
-    probs = 1.0 / (1.0 + np.exp(-prediction.predictions.astype(np.float64)))  # (N, L)
-    return prediction.metrics, probs, prediction.label_ids
+    logits, labels = per_row(dataset, prediction.predictions), per_row(dataset, prediction.label_ids)
+    probs = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))  # (N, L)
+    return prediction.metrics, probs, labels
 
 
 def video_columns(split) -> tuple[list | None, list | None]:
@@ -180,7 +196,7 @@ def held_out_scores(trainer: AUMLTTrainer, test, results: dict) -> dict:
     """Scores of the untransformed `test` split at the default threshold (`test_*`) and, when `results`
     (`tuned_results`) hold tuned settings, at those validation-tuned thresholds and window (`test_tuned_*`)."""
     label_names = trainer.model.config.label_names
-    transformed = test.with_transform(EvalTransform(image_processor_for(trainer.model.config)))
+    transformed = scoring_dataset(trainer.model.config, test, "test")
     metrics, probs, labels = split_probabilities(trainer, transformed, "test")
     scores = {**metrics, **prefixed(au_scores(probs, labels, None, label_names), "test")}
     if results["thresholds"] is not None:
@@ -244,7 +260,11 @@ def run(model_args: ModelArguments, data_args: DataArguments, training_args) -> 
         )
     set_seed(training_args.seed)  # the random initialisation must be reproducible too
     splits = load_splits(data_args, training_args)
-    model = build_model(model_args, dataset_label_names(splits["train"], data_args), data_args.image_size)
+    label_names = dataset_label_names(splits["train"], data_args)
+    if model_args.init_from:
+        model = model_from_folder(model_args, label_names, data_args.image_size)
+    else:
+        model = build_model(model_args, label_names, data_args.image_size)
     trainer = build_trainer(model, splits, data_args, training_args)
     train_output = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     trainer.log_metrics("train", train_output.metrics)

@@ -82,11 +82,19 @@ class AUMLTTrainer(Trainer):
         self.model_accepts_loss_kwargs = False
 
     def compute_loss(self, model, inputs, return_outputs: bool = False, num_items_in_batch=None):
-        """Weighted BCE + Dice of the model's logits against `inputs["labels"]` (-1 masked)."""
-        outputs = model(pixel_values=inputs["pixel_values"])
+        """Weighted BCE + Dice of the model's logits against `inputs["labels"]` (-1 masked); for clips (inputs
+        with a `frame_mask` (B, T)), of every frame's logits (B * T, L), missing frames' labels masked."""
+        frame_mask = inputs.get("frame_mask")
+        if frame_mask is None:
+            outputs = model(pixel_values=inputs["pixel_values"])
+            logits, labels = outputs.logits, inputs["labels"]
+        else:
+            outputs = model(pixel_values=inputs["pixel_values"], frame_mask=frame_mask)
+            labels = inputs["labels"].masked_fill(~frame_mask.bool()[..., None], NOT_ANNOTATED)
+            logits, labels = outputs.logits.flatten(0, 1), labels.flatten(0, 1)
         loss = au_loss(
-            outputs.logits,
-            inputs["labels"],
+            logits,
+            labels,
             self.loss_weights,
             scheme=self.loss_weighting,
             dice_weight=self.dice_weight,
