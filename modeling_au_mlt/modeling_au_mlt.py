@@ -131,27 +131,34 @@ def expand_mask(mask: torch.Tensor | None) -> torch.Tensor | None:
 def sliding_windows(num_frames: int, window: int, causal: bool) -> list[tuple[int, int, int, int]]:
     """How a sequence longer than one clip is scored: `(start, stop, score_start, score_stop)` per window.
 
-    Windows of `min(window, num_frames)` frames start every `window // 2` frames, the last one ending on the last
-    frame; frames `[start, stop)` go through one forward pass and frames `[score_start, score_stop)` take their
-    logits from it. The scored ranges partition `range(num_frames)`: each frame is scored once, in the window
-    where it has the most context, the most on its poorer side (both sides), or the most past frames (`causal`).
+    Windows of up to `window` frames start every `window // 2` frames; frames `[start, stop)` go through one forward
+    pass and frames `[score_start, score_stop)` take their logits from it. The scored ranges partition
+    `range(num_frames)`: each frame is scored once, in the window where it has the most context.
+
+    Both sides (`causal=False`): windows of `min(window, num_frames)` frames, the last one ending on the last frame;
+    a frame is scored where it has the most frames on its poorer side. Past only (`causal=True`): a frame is scored
+    in the earliest window holding it, the one with the most frames before it, and windows past the end are cut
+    short instead of moved, so a frame's window, hence its score, never depends on later frames (streaming gives
+    the same scores).
     """
     if num_frames < 1 or window < 1:
         raise ValueError(f"sliding_windows: expected positive num_frames and window, got {num_frames}, {window}")
-    length = min(window, num_frames)
+    length = window if causal else min(window, num_frames)
     stride = max(1, length // 2)
-    starts = sorted({*range(0, num_frames - length, stride), num_frames - length})
+    last = num_frames - length
     windows = []
     for frame in range(num_frames):
-        covering = [start for start in starts if start <= frame < start + length]
+        first_index = max(0, -(-(frame - length + 1) // stride))  # the first start on the grid holding `frame`
+        grid = range(first_index * stride, frame + 1, stride)
         if causal:
-            best = min(covering)  # the most frames before this one
+            best = grid[0]
         else:
+            covering = [start for start in grid if start < last] + ([last] if last <= frame else [])
             best = max(covering, key=lambda start: (min(frame - start, start + length - 1 - frame), -start))
         if windows and windows[-1][0] == best:
             windows[-1][3] = frame + 1
         else:
-            windows.append([best, best + length, frame, frame + 1])
+            windows.append([best, min(best + length, num_frames), frame, frame + 1])
     return [tuple(window) for window in windows]
 
 
@@ -719,10 +726,13 @@ class AUMLTModel(AUMLTPreTrainedModel):
         if frame_mask is None:
             frame_mask = torch.ones(num_frames, dtype=torch.bool, device=frame_states.device)
         windows = sliding_windows(num_frames, self.config.temporal_window, causal)
-        clips = torch.stack(
-            [frame_states[start:stop] for start, stop, _, _ in windows]
-        )  # (windows, T, labels, hidden)
-        masks = torch.stack([frame_mask[start:stop].bool() for start, stop, _, _ in windows])  # (windows, T)
+        length = max(stop - start for start, stop, _, _ in windows)
+        # One batch of windows; causal windows cut short at the end are padded with missing frames.
+        clips = frame_states.new_zeros(len(windows), length, *frame_states.shape[1:])  # (windows, T, labels, hidden)
+        masks = torch.zeros(len(windows), length, dtype=torch.bool, device=frame_states.device)  # (windows, T)
+        for index, (start, stop, _, _) in enumerate(windows):
+            clips[index, : stop - start] = frame_states[start:stop]
+            masks[index, : stop - start] = frame_mask[start:stop].bool()
         states, _ = self.temporal_states(clips, masks, causal)
         clip_logits = self.head(self.final_layer_norm(states))  # (windows, T, labels)
         return torch.cat(

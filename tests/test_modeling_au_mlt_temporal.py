@@ -160,16 +160,24 @@ def test_sliding_windows_score_each_frame_once_inside_its_window(num_frames, win
     windows = sliding_windows(num_frames, window, bool(causal))
     scored = [frame for _, _, first, last in windows for frame in range(first, last)]
     assert scored == list(range(num_frames))
+    length = window if causal else min(window, num_frames)
     for start, stop, first, last in windows:
-        assert stop - start == min(window, num_frames) and 0 <= start <= first < last <= stop <= num_frames
+        assert 0 <= start <= first < last <= stop <= num_frames
+        assert stop - start == length or (causal and stop == num_frames)
     if causal:  # each frame has at least half a window of past frames once there are that many
-        assert all(frame - start >= min(frame, window // 2) for start, _, a, b in windows for frame in range(a, b))
+        assert all(frame - start >= min(frame, length // 2) for start, _, a, b in windows for frame in range(a, b))
+        # A frame's window never depends on later frames: the same start in every longer sequence.
+        longer = sliding_windows(num_frames + 7, window, True)
+        starts = {frame: start for start, _, a, b in windows for frame in range(a, b)}
+        assert all(starts[frame] == start for start, _, a, b in longer for frame in range(a, min(b, num_frames)))
 
 
 def test_sliding_windows_by_hand():
     assert sliding_windows(10, 4, causal=False) == [(0, 4, 0, 3), (2, 6, 3, 5), (4, 8, 5, 7), (6, 10, 7, 10)]
     assert sliding_windows(10, 4, causal=True) == [(0, 4, 0, 4), (2, 6, 4, 6), (4, 8, 6, 8), (6, 10, 8, 10)]
     assert sliding_windows(3, 16, causal=False) == [(0, 3, 0, 3)]
+    assert sliding_windows(7, 4, causal=False) == [(0, 4, 0, 3), (2, 6, 3, 5), (3, 7, 5, 7)]
+    assert sliding_windows(7, 4, causal=True) == [(0, 4, 0, 4), (2, 6, 4, 6), (4, 7, 6, 7)]
 
 
 @pytest.mark.parametrize("causal", [False, True])
