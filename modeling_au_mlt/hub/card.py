@@ -222,6 +222,18 @@ def encoder_stem_text(config) -> str:
     return "patch-embedding stem"
 
 
+def temporal_text(config) -> str | None:
+    """What the temporal layers of `config` do, for the card; None for a frame model."""
+    if not config.temporal_layers:
+        return None
+    scope = "its own AU" if config.temporal_attention_scope == "per_label" else "every AU"
+    context = "earlier frames only (streaming)" if config.temporal_causal else "frames on both sides"
+    return (
+        f"{config.temporal_layers} temporal layer(s) over clips of up to {config.temporal_window} frames: each AU "
+        f"token attends to {scope} in the {context}"
+    )
+
+
 def render_model_card(config, eval_results: dict, *, dataset: dict, training: dict, repo_id: str | None) -> str:
     """The README.md text of a trained model folder."""
     label_names = config.label_names
@@ -246,6 +258,7 @@ def render_model_card(config, eval_results: dict, *, dataset: dict, training: di
         num_labels=config.num_labels,
         default_threshold=DEFAULT_THRESHOLD,
         smoothing_window=config.smoothing_window,
+        temporal=temporal_text(config),
         threshold_note=threshold_note(config, eval_results),
         au_rows=[
             {"label": name, "description": FACS_NAMES.get(name, ""), "threshold": threshold}

@@ -87,6 +87,9 @@ def test_train_py_makes_a_complete_temporal_folder_from_a_frame_model(temporal_m
     assert config["smoothing_window"] == results["smoothing_window"]
     # 2 videos x 16 frames in clips of 4 every 2 frames: 14 clips, 4 steps of 4 clips
     assert json.loads((temporal_model / "trainer_state.json").read_text())["global_step"] == 4
+    card = (temporal_model / "README.md").read_text()
+    assert "1 temporal layer(s) over clips of up to 4 frames: each AU token attends to its own AU" in card
+    assert "model.video_logits(model.frame_states(pixel_values))" in card and "one face track's frames" in card
 
 
 def test_temporal_scores_are_the_sliding_window_scores_of_each_video(temporal_model, dataset_dir):

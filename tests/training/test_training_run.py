@@ -149,6 +149,7 @@ def test_card_metadata_and_results_match_an_independent_scoring(trained, dataset
     assert f"| **{results['test_tuned_mean_f1']:.3f}** |" in card.text
     # the pipeline returns 5 labels unless asked for more (tests/hub checks it returns every AU with this top_k)
     assert f"trust_remote_code=True, top_k={len(AU_NAMES)})" in card.text
+    assert "temporal layer" not in card.text and "face track" not in card.text  # a frame model's card
 
 
 def test_training_tunes_what_evaluate_model_tunes_on_the_same_split(trained, dataset_dir, script_runner, tmp_path):
