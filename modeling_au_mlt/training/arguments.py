@@ -225,6 +225,13 @@ class AUMLTTrainingArguments(TrainingArguments):
         },
     )
     dice_weight: float = field(default=0.5, metadata={"help": "Weight of the soft Dice term; 0 disables it."})
+    temporal_learning_rate: float | None = field(
+        default=None,
+        metadata={
+            "help": "Peak learning rate of the temporal layers (new layers on a trained frame model often want a "
+            "larger one); default --learning_rate. Same schedule as the rest."
+        },
+    )
     tune_postprocessing: bool = field(
         default=True, metadata={"help": "Tune per-AU thresholds and the video smoothing window on the eval split."}
     )

@@ -19,6 +19,8 @@ from .losses import WEIGHT_SCHEMES, au_loss, label_weights, positive_rates
 
 logger = logging.getLogger(__name__)
 
+TEMPORAL = ("temporal_layers.", "temporal_position_embeddings")  # parameter names of the temporal layers
+
 
 class NonFiniteLossError(FloatingPointError):
     """Training produced a NaN or infinite loss."""
@@ -55,6 +57,9 @@ class AUMLTTrainer(Trainer):
         loss_weighting (`str`, defaults to `"frequency"`): how `loss_weights` apply (`losses.WEIGHT_SCHEMES`).
         loss_report (`dict`, *optional*): the record of `loss_weights` (`loss_weight_report`), kept for the model card.
         dice_weight (`float`, defaults to 0.5): factor of the soft Dice term; 0 disables it.
+
+    With `args.temporal_learning_rate`, the temporal layers' parameters get that peak learning rate (their own
+    optimizer groups, same weight decay and schedule as the others).
     """
 
     # `compute_loss` returns a per-micro-batch mean: Trainer must divide it by the accumulation steps.
@@ -101,6 +106,24 @@ class AUMLTTrainer(Trainer):
         )
         # Only the logits are predictions: hidden states would reach `compute_metrics` otherwise.
         return (loss, {"logits": outputs.logits}) if return_outputs else loss
+
+    def create_optimizer(self, model=None) -> torch.optim.Optimizer:
+        """Trainer's optimizer, with the temporal layers' parameters moved to groups of their own learning rate
+        when `args.temporal_learning_rate` is set (before any step, so no optimizer state exists yet)."""
+        optimizer = super().create_optimizer(model)
+        learning_rate = getattr(self.args, "temporal_learning_rate", None)
+        if learning_rate is None:
+            return optimizer
+        temporal = {id(parameter) for name, parameter in self.model.named_parameters() if name.startswith(TEMPORAL)}
+        if not temporal:
+            raise ValueError("--temporal_learning_rate: the model has no temporal layers (--temporal_layers 0)")
+        for group in list(optimizer.param_groups):
+            moved = [parameter for parameter in group["params"] if id(parameter) in temporal]
+            if moved:
+                group["params"] = [parameter for parameter in group["params"] if id(parameter) not in temporal]
+                optimizer.add_param_group({**group, "params": moved, "lr": learning_rate})
+        optimizer.param_groups[:] = [group for group in optimizer.param_groups if group["params"]]
+        return optimizer
 
     def training_step(self, model, inputs, num_items_in_batch=None) -> torch.Tensor:
         loss = super().training_step(model, inputs, num_items_in_batch)

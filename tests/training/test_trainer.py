@@ -150,3 +150,21 @@ def test_non_finite_loss_stops_naming_the_step_before_any_checkpoint(tmp_path, t
     with pytest.raises(NonFiniteLossError, match="optimizer step 3 "):
         trainer.train()
     assert sorted(path.name for path in tmp_path.glob("checkpoint-*")) == ["checkpoint-1", "checkpoint-2"]
+
+
+def test_temporal_learning_rate_gives_the_temporal_layers_their_own_groups(tmp_path, train_split):
+    trainer = make_trainer(tmp_path, train_split, learning_rate=1e-4, temporal_learning_rate=3e-3, weight_decay=0.1)
+    trainer.model = AUMLTModel.from_frame_model(trainer.model, temporal_layers=1, temporal_window=4)
+    trainer.create_optimizer_and_scheduler(num_training_steps=10)
+    names = {id(parameter): name for name, parameter in trainer.model.named_parameters()}
+    seen = []
+    for group in trainer.optimizer.param_groups:
+        group_names = [names[id(parameter)] for parameter in group["params"]]
+        temporal = {name.startswith(("temporal_layers.", "temporal_position_embeddings")) for name in group_names}
+        assert len(temporal) == 1  # a group holds temporal parameters only, or none
+        assert group["lr"] == (3e-3 if temporal.pop() else 1e-4)
+        seen += group_names
+    assert sorted(seen) == sorted(names.values())  # every parameter in exactly one group
+    assert {group["weight_decay"] for group in trainer.optimizer.param_groups} == {0.0, 0.1}
+    with pytest.raises(ValueError, match="no temporal layers"):
+        make_trainer(tmp_path, train_split, temporal_learning_rate=3e-3).create_optimizer()
