@@ -88,6 +88,11 @@ class BaselineViTConfig(ViTConfig):
         """Label names in output order, as `AUMLTConfig.label_names` gives them (the training library reads them)."""
         return [self.id2label[index] for index in range(self.num_labels)]
 
+    @property
+    def temporal_layers(self) -> int:
+        """0: a frame model, as the training library reads `AUMLTConfig.temporal_layers`."""
+        return 0
+
 
 class MeanPoolLinear(nn.Module):
     """Baseline (e): a linear multi-label head on the mean of an encoder's patch tokens (CLS left out)."""
