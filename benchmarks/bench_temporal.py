@@ -67,7 +67,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--temporal_window", type=int, default=16)
     parser.add_argument("--clips_per_batch", type=int, default=4, help="clips per step (x window frames)")
     parser.add_argument("--learning_rate", type=float, default=3e-4, help="of every arm after `frame`")
-    parser.add_argument("--speed_rounds", type=int, default=3, help="interleaved predict runs per model")
+    parser.add_argument("--speed_rounds", type=int, default=5, help="interleaved predict runs per model")
+    parser.add_argument("--speed_videos", type=int, default=20, help="test videos joined into the speed video")
     parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="more train.py arguments for all runs")
     parser.add_argument("--output", default="docs/results/full/temporal.json")
     parser.add_argument("--figure", default="docs/temporal_timelines.png")
@@ -136,11 +137,15 @@ def scores_by_nuisance(probs, labels, masks: dict, thresholds, label_names) -> d
     }
 
 
-def test_video(test, video_id: str, path: Path) -> Path:
-    """One test video's frames written as an MP4 (the frames of `video_id` in frame order), for `predict.py`."""
-    video_ids, frames = np.asarray(test["video_id"]), np.asarray(test["frame"])
-    in_video = np.flatnonzero(video_ids == video_id)
-    rows = test.select(in_video[np.argsort(frames[in_video])])
+def test_video(test, video_ids: list[str], path: Path) -> Path:
+    """Test videos' frames written one after the other as an MP4 (each video's in frame order), for `predict.py`."""
+    all_ids, frames = np.asarray(test["video_id"]), np.asarray(test["frame"])
+    order = [
+        row
+        for video_id in video_ids
+        for row in sorted(np.flatnonzero(all_ids == video_id), key=lambda row: frames[row])
+    ]
+    rows = test.select(order)
     first = np.asarray(rows[0]["image"].convert("RGB"))
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 25, (first.shape[1], first.shape[0]))
     for image in rows["image"]:
@@ -237,7 +242,9 @@ def main(argv=None) -> None:
     with tempfile.TemporaryDirectory() as scratch:
         speed_models = {name: args.workdir / name for name in ("frame_more", "temporal") if name in runs}
         speed = prediction_speed(
-            speed_models, test_video(test, video_id, Path(scratch) / "video.mp4"), args.speed_rounds
+            speed_models,
+            test_video(test, list(np.unique(video_ids)[: args.speed_videos]), Path(scratch) / "video.mp4"),
+            args.speed_rounds,
         )
     in_video = rescores["frame"]["predictions"].video_ids == video_id
     order = np.argsort(rescores["frame"]["predictions"].frames[in_video])

@@ -60,7 +60,7 @@ def video_split():
 
 def test_test_video_writes_the_frames_in_order(video_split, tmp_path):
     split = video_split
-    path = bench_temporal.test_video(split, "a", tmp_path / "a.mp4")
+    path = bench_temporal.test_video(split, ["a"], tmp_path / "a.mp4")
     capture = cv2.VideoCapture(str(path))
     means = []
     while (read := capture.read())[0]:
@@ -78,7 +78,7 @@ def test_prediction_speed_runs_each_model(video_split, tmp_path):
             AUMLTModel.from_frame_model(frame, temporal_layers=1, temporal_window=4), tmp_path / "t"
         ),
     }
-    speed = bench_temporal.prediction_speed(folders, bench_temporal.test_video(split, "a", tmp_path / "a.mp4"), 1)
+    speed = bench_temporal.prediction_speed(folders, bench_temporal.test_video(split, ["a"], tmp_path / "a.mp4"), 1)
     assert set(speed) == {"frame", "temporal"} and all(row["frames_per_second"] > 0 for row in speed.values())
 
 
