@@ -69,7 +69,9 @@ def _video_probabilities(
         rows = rows[np.argsort(frames[rows], kind="stable")]
         positions = frames[rows] - frames[rows[0]]  # (rows,) offsets in the video's frame span
         if np.any(np.diff(positions) == 0):
-            raise ValueError(f"dataset: video {str(video)!r} has two rows for one frame number; expected one per frame")
+            raise ValueError(
+                f"dataset: video {str(video)!r} has two rows for one frame number; expected one per frame"
+            )
         pixels = _pixel_batches(dataset.select(rows), image_processor, batch_size, parameter)
         states = torch.cat([model.frame_states(pixel_values) for pixel_values in pixels])  # (rows, L, d)
         span = states.new_zeros(int(positions[-1]) + 1, *states.shape[1:])  # (frames, L, d)
