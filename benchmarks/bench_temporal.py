@@ -115,13 +115,11 @@ def rescored(folder: Path, test) -> dict:
     """Test probabilities of a saved model, raw and post-processed with its tuned window, and its thresholds."""
     model = AutoModel.from_pretrained(folder, trust_remote_code=True).eval()
     predictions = predict_split(model, test, image_processor_for(model.config), batch_size=64, progress=False)
-    window = model.config.smoothing_window
-    smoothed = smooth_probabilities(predictions.probabilities, list(predictions.video_ids), window, predictions.frames)
+    window, video_ids = model.config.smoothing_window, list(predictions.video_ids)
     return {
         "raw": predictions.probabilities,
-        "smoothed": smoothed,
+        "smoothed": smooth_probabilities(predictions.probabilities, video_ids, window, predictions.frames),
         "thresholds": model.config.thresholds,
-        "window": window,
         "predictions": predictions,
     }
 
@@ -225,8 +223,7 @@ def main(argv=None) -> None:
         runs[arm] = train(args.workdir / arm, [*schedule, *arguments])
 
     test = splits["test"]
-    label_names = json.loads((args.workdir / "frame" / "config.json").read_text())["id2label"].values()
-    label_names = list(label_names)
+    label_names = list(json.loads((args.workdir / "frame" / "config.json").read_text())["id2label"].values())
     rescores = {name: rescored(args.workdir / name, test) for name in runs}
     labels = rescores["frame"]["predictions"].labels
     masks = nuisance_masks(

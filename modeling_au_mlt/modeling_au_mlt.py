@@ -788,29 +788,34 @@ class AUMLTModel(AUMLTPreTrainedModel):
             raise ValueError("frame_mask: given for 4-D images; it applies to 5-D clips only")
         clips = pixel_values if is_clip else pixel_values[:, None]  # (batch, frames, channels, height, width)
         batch_size, num_frames = clips.shape[:2]
-        if frame_mask is None:
-            frame_mask = torch.ones(batch_size, num_frames, dtype=torch.bool, device=clips.device)
-        frame_mask = frame_mask.bool()
-        if frame_mask.shape != (batch_size, num_frames):
-            raise ValueError(f"frame_mask: expected shape {(batch_size, num_frames)}, got {tuple(frame_mask.shape)}")
+        if frame_mask is not None:
+            frame_mask = frame_mask.bool()
+            if frame_mask.shape != (batch_size, num_frames):
+                raise ValueError(
+                    f"frame_mask: expected shape {(batch_size, num_frames)}, got {tuple(frame_mask.shape)}"
+                )
 
-        valid = frame_mask.flatten()
+        pixels = clips.flatten(0, 1)  # (batch * frames, channels, height, width)
+        # Missing frames skip the encoder (and its BatchNorm batch statistics); without a mask none is missing.
         frames = self.decode_frames(
-            clips.flatten(0, 1)[valid],
+            pixels if frame_mask is None else pixels[frame_mask.flatten()],
             self_attention_mask,
             cross_attention_mask,
             output_attentions,
             output_hidden_states,
             interpolate_pos_encoding,
         )
-        hidden_states = frames.label_states.new_zeros(batch_size * num_frames, *frames.label_states.shape[1:])
-        hidden_states[valid] = frames.label_states
+        hidden_states = frames.label_states
+        if frame_mask is not None:
+            hidden_states = hidden_states.new_zeros(batch_size * num_frames, *hidden_states.shape[1:])
+            hidden_states[frame_mask.flatten()] = frames.label_states
         hidden_states = hidden_states.unflatten(0, (batch_size, num_frames))  # (batch, frames, labels, hidden)
         temporal_weights = ()
         if self.config.temporal_layers:
             causal = self.config.temporal_causal if causal is None else causal
+            present = torch.ones(batch_size, num_frames, dtype=torch.bool, device=clips.device)
             hidden_states, temporal_weights = self.temporal_states(
-                hidden_states, frame_mask, causal, output_attentions
+                hidden_states, present if frame_mask is None else frame_mask, causal, output_attentions
             )
         hidden_states = self.final_layer_norm(hidden_states)
         logits = self.head(hidden_states)  # (batch, frames, labels)
@@ -818,9 +823,10 @@ class AUMLTModel(AUMLTPreTrainedModel):
             hidden_states, logits = hidden_states[:, 0], logits[:, 0]
         loss = None
         if labels is not None:
-            # Labels of missing frames count as not annotated, whatever they hold.
-            present = frame_mask[..., None] if is_clip else frame_mask[:, :1]
-            loss = masked_bce(logits, labels.to(logits.dtype).masked_fill(~present, NOT_ANNOTATED))
+            labels = labels.to(logits.dtype)
+            if frame_mask is not None:  # labels of missing frames count as not annotated, whatever they hold
+                labels = labels.masked_fill(~frame_mask[..., None], NOT_ANNOTATED)
+            loss = masked_bce(logits, labels)
         output = AUMLTOutput(
             loss=loss,
             logits=logits,

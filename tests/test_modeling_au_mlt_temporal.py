@@ -108,7 +108,6 @@ def test_causal_model_ignores_later_frames(scope):
             logits, logits_changed = model(clips).logits, model(later_changed).logits
             assert torch.allclose(logits[0, :4], logits_changed[0, :4], atol=1e-6) == earlier_unchanged
         # The forward argument overrides the configuration.
-        assert torch.allclose(both_sides(clips, causal=True).logits, both_sides(clips, causal=True).logits)
         torch.testing.assert_close(
             both_sides(clips, causal=True).logits[0, :4], both_sides(later_changed, causal=True).logits[0, :4]
         )
