@@ -1,20 +1,25 @@
 """Detect facial Action Units in images, folders of images and videos; one CSV per input.
 
     python scripts/predict.py INPUT [INPUT ...] --model DIR_OR_HUB_ID --output_dir OUT \
-        [--no_detect] [--attention_maps] [--batch_size B] [--smooth W] [--causal] [--device cpu|cuda]
+        [--no_detect] [--attention_maps] [--batch_size B] [--smooth W] [--causal] [--device cpu|cuda] \
+        [--backend pytorch|onnx]
 
 Writes OUT/<stem>.csv (one row per face and frame), and with --attention_maps the attention figures
 and, for videos, OUT/<stem>_timeline.png. A temporal model (temporal_layers > 0) scores each tracked face of
 a video with its neighbouring frames (past frames only with --causal); photos and image folders are single
 frames. A bad input is reported on stderr and skipped; the exit status is 1 if any input (or frame of a folder)
 failed.
+
+With --backend onnx, --model is a folder written by scripts/export_onnx.py and ONNX Runtime runs it on the CPU
+(--device cuda is refused); --attention_maps needs an export made with --with_attention. Temporal models have no
+ONNX export.
 """
 
 import argparse
 import sys
 
 from modeling_au_mlt.console_logging import configure_logging
-from modeling_au_mlt.inference.predictor import DEFAULT_ATTENTION_EVERY, AUPredictor, Prediction
+from modeling_au_mlt.inference.predictor import DEFAULT_ATTENTION_EVERY, AUPredictor, FramePredictor, Prediction
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -46,6 +51,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "and videos are not smoothed (a frame model scores each frame alone already)",
     )
     parser.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: cuda if available")
+    parser.add_argument(
+        "--backend",
+        choices=("pytorch", "onnx"),
+        default="pytorch",
+        help="pytorch: --model is a saved AU-MLT folder or Hub id; onnx: an export folder of scripts/export_onnx.py, "
+        "run with ONNX Runtime on the CPU (default %(default)s)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     for name in ("batch_size", "attention_every") + (("smooth",) if args.smooth is not None else ()):
@@ -53,13 +65,31 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             parser.error(f"--{name} must be a positive integer, got {getattr(args, name)}")
     if args.causal and (args.smooth or 1) > 1:
         parser.error("--smooth averages over later frames too; --causal uses past frames only")
+    if args.backend == "onnx" and args.device == "cuda":
+        parser.error("--device cuda: the onnx backend runs on the CPU; use --backend pytorch for a GPU")
     return args
+
+
+def load_predictor(args: argparse.Namespace) -> FramePredictor:
+    """The model of `--model` for `--backend`; an ONNX export is checked for attention if maps are asked for."""
+    if args.backend == "pytorch":
+        return AUPredictor(args.model, device=args.device)
+    from modeling_au_mlt.inference.onnx_predictor import ONNXPredictor  # needs the optional onnx packages
+
+    predictor = ONNXPredictor(args.model)
+    if args.attention_maps:
+        predictor.require_attention()
+    return predictor
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     configure_logging()  # failures, warnings and the summary on stderr
-    predictor = AUPredictor(args.model, device=args.device)
+    try:
+        predictor = load_predictor(args)
+    except (OSError, ValueError) as error:  # a missing or wrong model folder, an export without attention
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     prediction = Prediction(
         predictor,
         args.output_dir,

@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 from transformers import AutoImageProcessor
 
 from ..atomic_io import atomic_output, save_figure
+from ..configuration_au_mlt import AUMLTConfig
 from ..evaluation.metrics import binarize
 from ..evaluation.tuning import smooth_probabilities
 from ..modeling_au_mlt import AUMLTModel
@@ -43,20 +44,28 @@ DEFAULT_ATTENTION_EVERY = 125
 logger = logging.getLogger(__name__)
 
 
-class AUPredictor:
-    """A saved AU-MLT folder (or cached Hub id) ready for inference on face crops."""
+class FramePredictor:
+    """What `Prediction` reads from any predictor besides its scoring methods, taken from the model's config:
+    `AUPredictor` (PyTorch) and `onnx_predictor.ONNXPredictor` (ONNX Runtime) share it."""
 
-    def __init__(self, model: str | Path, device: str | None = None):
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.model = AUMLTModel.from_pretrained(model, dtype=torch.float32).to(self.device).eval()
-        self.processor = AutoImageProcessor.from_pretrained(model)
-        config = self.model.config
+    def __init__(self, config: AUMLTConfig, processor, device: torch.device):
+        self.device = device
+        self.processor = processor
         self.image_size = config.vision_config.image_size
         self.grid_size = config.vision_config.image_size // config.vision_config.patch_size
         self.label_names = config.label_names
         self.thresholds = np.asarray(config.decision_thresholds())
         self.smoothing_window = config.smoothing_window
         self.temporal = config.temporal_layers > 0
+
+
+class AUPredictor(FramePredictor):
+    """A saved AU-MLT folder (or cached Hub id) ready for inference on face crops."""
+
+    def __init__(self, model: str | Path, device: str | None = None):
+        device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.model = AUMLTModel.from_pretrained(model, dtype=torch.float32, use_safetensors=True).to(device).eval()
+        super().__init__(self.model.config, AutoImageProcessor.from_pretrained(model), device)
 
     @torch.inference_mode()
     def probabilities(self, pixel_values: torch.Tensor) -> np.ndarray:
@@ -147,7 +156,7 @@ class Prediction:
 
     def __init__(
         self,
-        predictor: AUPredictor,
+        predictor: FramePredictor,
         output_dir: str | Path,
         detect: bool = True,
         attention_maps: bool = False,
@@ -276,7 +285,8 @@ class Prediction:
         alone = [frame for frame in faces if results[frame.source].tracks is None]
         tracked = [frame for frame in faces if results[frame.source].tracks is not None]
         outputs = self.run_model(alone, self.predictor.probabilities)
-        outputs |= self.run_model(tracked, self.predictor.frame_states)
+        if tracked:  # only a temporal model's predictor has frame states
+            outputs |= self.run_model(tracked, self.predictor.frame_states)
         num_labels = len(self.predictor.label_names)
         for frame in batch:
             result = results[frame.source]
