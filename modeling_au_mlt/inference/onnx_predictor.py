@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import onnx
 import torch
 from transformers import AutoImageProcessor
 
@@ -35,25 +36,35 @@ class ONNXPredictor(FramePredictor):
         if config.temporal_layers > 0:
             raise ValueError(f"{self.export_dir}: a temporal model's config; ONNX exports are of frame models only")
         super().__init__(config, AutoImageProcessor.from_pretrained(self.export_dir), torch.device("cpu"))
+        try:
+            outputs = onnx.load(self.graph, load_external_data=False).graph.output
+        except Exception as error:  # protobuf's DecodeError and kin, on a truncated or foreign file
+            raise ValueError(f"{self.graph}: not a readable ONNX model ({error})") from error
+        self.has_attention = ATTENTION_NAME in {output.name for output in outputs}
+        self.session: onnxruntime.InferenceSession | None = None  # made at first use, see `run`
         self.session_threads = 0
-        self.session = self.new_session()
-        self.has_attention = ATTENTION_NAME in {output.name for output in self.session.get_outputs()}
 
     def new_session(self) -> onnxruntime.InferenceSession:
         """An ONNX Runtime session on the CPU with as many threads as torch has now."""
         options = onnxruntime.SessionOptions()
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # `Prediction.run` gives the model the cores its loader's worker leaves free by setting torch's thread
-        # count; ONNX Runtime follows it, as a model thread sharing the worker's core would slow both down.
         self.session_threads = torch.get_num_threads()
         options.intra_op_num_threads = self.session_threads
         options.inter_op_num_threads = 1  # the graph is a chain of operators: nothing to run side by side
+        # Idle threads sleep instead of spinning for the next run: spinning ones keep cores busy between batches,
+        # taking them from the loader's worker and other processes (https://onnxruntime.ai/docs/performance/tune-
+        # performance/threading.html); on a shared 2-core machine ViT-S/16 ran faster without spinning.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         return onnxruntime.InferenceSession(str(self.graph), options, providers=["CPUExecutionProvider"])
 
     def run(self, pixel_values: torch.Tensor, outputs: list[str]) -> list[np.ndarray]:
-        """The named outputs of the graph on face crops `(faces, 3, S, S)`; the session is rebuilt first if
-        torch's thread count changed since it was made (ONNX Runtime fixes its threads per session)."""
-        if self.session_threads != torch.get_num_threads():
+        """The named outputs of the graph on face crops `(faces, 3, S, S)`.
+
+        ONNX Runtime fixes its thread count per session, so the session is made at first use, and again whenever
+        torch's thread count has changed: `Prediction.run` gives the model the cores its loader's worker leaves
+        free by setting torch's thread count, and a model thread sharing the worker's core would slow both down.
+        """
+        if self.session is None or self.session_threads != torch.get_num_threads():
             self.session = self.new_session()
         return self.session.run(outputs, {INPUT_NAME: pixel_values.float().numpy()})
 

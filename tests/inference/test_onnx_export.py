@@ -178,8 +178,12 @@ def test_attention_maps_need_an_export_with_attention(logits_only_dir, face_vide
     assert "the onnx backend runs on the CPU" in capsys.readouterr().err
 
 
-def test_a_folder_without_an_export_is_named(tiny_model_dir, capsys):
+def test_a_folder_without_a_readable_export_is_named(tiny_model_dir, onnx_dir, tmp_path, capsys):
     script = load_script("predict")
     arguments = ["a.jpg", "--model", str(tiny_model_dir), "--output_dir", "out", "--backend", "onnx"]
     assert script.main(arguments) == 1
     assert f"error: {tiny_model_dir / 'model.onnx'}: no ONNX export here" in capsys.readouterr().err
+    broken = shutil.copytree(onnx_dir, tmp_path / "broken")
+    (broken / "model.onnx").write_bytes(b"not a graph")
+    with pytest.raises(ValueError, match=f"{broken / 'model.onnx'}: not a readable ONNX model"):
+        ONNXPredictor(broken)
