@@ -1,0 +1,33 @@
+"""Screenshot of the demo for the docs: start it with a model, run an example photo in headless Chromium, save
+the whole page.
+
+    python demo/screenshot.py --model au-mlt-synthetic --output docs/demo_screenshot.png [--photo synthetic_face]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from browser import chromium, full_page_screenshot, open_app, running_app, shown_probabilities, upload_photo
+
+from modeling_au_mlt.inference.photo import example_images
+from modeling_au_mlt.inference.predictor import AUPredictor
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, help="saved AU-MLT folder or Hub id")
+    parser.add_argument("--output", required=True, help="PNG to write")
+    examples = example_images()
+    parser.add_argument("--photo", default="synthetic_face", choices=sorted(examples), help="example photo to run")
+    args = parser.parse_args()
+    labels = len(AUPredictor(args.model).label_names)
+    with running_app(args.model) as url, chromium(width=1280) as driver:
+        open_app(driver, url)
+        upload_photo(driver, examples[args.photo])
+        shown_probabilities(driver, labels)
+        print(full_page_screenshot(driver, args.output))
+
+
+if __name__ == "__main__":
+    main()
