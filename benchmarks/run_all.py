@@ -5,8 +5,8 @@
     PYTHONPATH=. python benchmarks/run_all.py --tiny     # seconds per section: keeps the scripts working (CI)
 
 Results go to `--results_dir` (default `docs/results/<setting>`), one JSON file per section; the converter
-(section 4) and video (section 7) benchmarks run too when their scripts are present. A failing section is
-reported and the others still run; the exit status is 1 if any failed.
+(section 4), video (section 7) and ONNX Runtime (`bench_onnx.py`) benchmarks run too when their scripts are
+present. A failing section is reported and the others still run; the exit status is 1 if any failed.
 """
 
 import argparse
@@ -102,8 +102,13 @@ SETTINGS = {
         "attention": ["--max_frames", "8"],
     },
 }
-# Sections written by other parts of the project: script name and the flag that takes the JSON path.
-OPTIONAL = {"converter": ("bench_converter.py", "--output"), "video": ("bench_video.py", "--json")}
+# Sections written by other parts of the project, sized by their own --quick / --tiny: script name and the flag
+# that takes the JSON path.
+OPTIONAL = {
+    "converter": ("bench_converter.py", "--output"),
+    "video": ("bench_video.py", "--json"),
+    "onnx": ("bench_onnx.py", "--output"),
+}
 
 
 def commands(setting: str, results_dir: Path, work_dir: Path, figure: Path) -> dict[str, list[str]]:
