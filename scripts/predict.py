@@ -50,7 +50,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="each frame's output from that frame and earlier ones only: a temporal model sees past frames only, "
         "and videos are not smoothed (a frame model scores each frame alone already)",
     )
-    parser.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: cuda if available")
+    parser.add_argument(
+        "--device", choices=("cpu", "cuda"), default=None, help="default: cuda if available (the onnx backend: cpu)"
+    )
     parser.add_argument(
         "--backend",
         choices=("pytorch", "onnx"),

@@ -134,7 +134,7 @@ def check_differences(differences: dict[str, float], tolerance: float) -> None:
         found = ", ".join(f"{name} {value:.3g}" for name, value in failed.items())
         raise ONNXExportError(
             f"the ONNX export does not match PyTorch on real face crops: largest absolute differences {found}, "
-            f"tolerance {tolerance:g}; no model.onnx was written"
+            f"tolerance {tolerance:g}; the export was discarded"
         )
 
 
