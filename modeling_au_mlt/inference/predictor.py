@@ -2,7 +2,7 @@
 
 `Prediction(AUPredictor(model), OUT).run(inputs)` streams every input's frames through a `DataLoader` whose
 worker decodes frames, finds faces and prepares crops (`face_stream.py`) while the main process runs the model on
-batches of faces.
+batches of faces (`AUPredictor` runs PyTorch; `onnx_predictor.ONNXPredictor` runs an ONNX export instead).
 Each input gives `OUT/<stem>.csv` with one row per face and frame (a row with `face_detected=0` where no face
 was found); videos are smoothed per face over `smooth` frames before thresholding. A temporal model
 (`temporal_layers > 0`) scores each tracked face of a video with context from its other frames (`tracks.py`);
