@@ -19,6 +19,7 @@ import numpy as np
 from matplotlib import cbook, colormaps
 
 from ..atomic_io import atomic_output
+from ..evaluation.metrics import binarize
 from .attention_maps import overlay_map
 from .face_stream import FaceStream, clocks
 from .faces import FaceBox, FaceDetector
@@ -109,27 +110,30 @@ class PhotoAnalyser:
         """`{AU: probability}` of one face."""
         return {name: float(p) for name, p in zip(self.predictor.label_names, analysis.probabilities[face])}
 
+    def per_au(self, analysis: PhotoAnalysis, face: int) -> list[tuple[str, float, float, bool]]:
+        """Per AU of one face: name, probability, decision threshold, whether it is decided present."""
+        probabilities, thresholds = analysis.probabilities[face], self.predictor.thresholds
+        present = binarize(probabilities, thresholds).astype(bool)
+        return [
+            (name, float(p), float(t), bool(on))
+            for name, p, t, on in zip(self.predictor.label_names, probabilities, thresholds, present)
+        ]
+
     def table(self, analysis: PhotoAnalysis, face: int) -> list[list]:
         """One row per AU: name, probability and threshold (3 decimals), and whether it is decided present."""
-        rows = zip(self.predictor.label_names, analysis.probabilities[face], self.predictor.thresholds)
-        return [[name, round(float(p), 3), round(float(t), 3), bool(p >= t)] for name, p, t in rows]
+        return [[name, round(p, 3), round(t, 3), on] for name, p, t, on in self.per_au(analysis, face)]
 
     def overlays(self, analysis: PhotoAnalysis, face: int) -> list[tuple[np.ndarray, str]]:
         """Per AU, the face crop with that AU's attention map over it, captioned like
         "AU12 0.87 (threshold 0.41) present"."""
-        rows = zip(self.predictor.label_names, analysis.maps[face], analysis.probabilities[face])
         return [
-            (attention_overlay(analysis.crops[face], attention), caption(name, p, threshold))
-            for (name, attention, p), threshold in zip(rows, self.predictor.thresholds)
+            (attention_overlay(analysis.crops[face], attention), caption(*row))
+            for attention, row in zip(analysis.maps[face], self.per_au(analysis, face))
         ]
 
     def summary(self, analysis: PhotoAnalysis, face: int) -> str:
         """Markdown: how many faces, which one is shown, which AUs it shows."""
-        present = [
-            name
-            for name, p, t in zip(self.predictor.label_names, analysis.probabilities[face], self.predictor.thresholds)
-            if p >= t
-        ]
+        present = [name for name, _, _, on in self.per_au(analysis, face) if on]
         count = len(analysis.boxes)
         faces = f"{count} face{'s' if count > 1 else ''} found (numbered largest first)"
         shown = ", ".join(present) if present else "none"
@@ -146,10 +150,9 @@ def face_number(face: float | int | None, count: int) -> int | str:
     return int(chosen)
 
 
-def caption(name: str, probability: float, threshold: float) -> str:
-    """ "AU12 0.87 (threshold 0.41) present" (or "absent")."""
-    decision = "present" if probability >= threshold else "absent"
-    return f"{name} {probability:.2f} (threshold {threshold:.2f}) {decision}"
+def caption(name: str, probability: float, threshold: float, present: bool) -> str:
+    """Like "AU12 0.87 (threshold 0.41) present" (or "absent")."""
+    return f"{name} {probability:.2f} (threshold {threshold:.2f}) {'present' if present else 'absent'}"
 
 
 def attention_overlay(crop: np.ndarray, attention: np.ndarray) -> np.ndarray:
