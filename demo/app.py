@@ -62,11 +62,12 @@ def photo_tab(analyser: PhotoAnalyser) -> None:
             face = gr.Number(value=0, precision=0, minimum=0, label="Face number (0 = largest)")
             run = gr.Button("Detect AUs", variant="primary")
             examples = example_images()
-            gr.Examples(
-                [[str(path), 0] for path in examples.values()],
-                inputs=[photo, face],
-                label="Examples: real photos, a synthetic face, a picture without a face",
-            )
+            with gr.Column(elem_id="examples"):
+                gr.Examples(
+                    [[str(path), 0] for path in examples.values()],
+                    inputs=[photo, face],
+                    label="Examples: real photos, a synthetic face, a picture without a face",
+                )
         with gr.Column():
             message = gr.Markdown(elem_id="message")
             confidences = gr.Label(

@@ -125,6 +125,11 @@ def upload_photo(driver: WebDriver, photo: str | Path) -> None:
     driver.find_element(By.CSS_SELECTOR, "input[type=file][accept^='image']").send_keys(str(Path(photo).resolve()))
 
 
+def click_example(driver: WebDriver, index: int) -> None:
+    """Click the Photo tab's example number `index` (in the order `photo.example_images` lists them)."""
+    driver.find_elements(By.CSS_SELECTOR, "#examples tbody tr")[index].click()
+
+
 def shown_probabilities(driver: WebDriver, labels: int, timeout: float = 60.0) -> dict[str, float]:
     """`{AU: probability}` as the AU probability label shows them (percentages / 100), once it shows `labels`."""
     WebDriverWait(driver, timeout).until(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from browser import chromium, full_page_screenshot, open_app, running_app, shown_probabilities, upload_photo
+from browser import chromium, click_example, full_page_screenshot, open_app, running_app, shown_probabilities
 
 from modeling_au_mlt.inference.photo import example_images
 from modeling_au_mlt.inference.predictor import AUPredictor
@@ -24,7 +24,7 @@ def main() -> None:
     labels = len(AUPredictor(args.model).label_names)
     with running_app(args.model) as url, chromium(width=1280) as driver:
         open_app(driver, url)
-        upload_photo(driver, examples[args.photo])
+        click_example(driver, list(examples).index(args.photo))
         shown_probabilities(driver, labels)
         print(full_page_screenshot(driver, args.output))
 

@@ -16,6 +16,7 @@ from PIL import Image
 
 from demo.browser import (
     chromium,
+    click_example,
     full_page_screenshot,
     open_app,
     running_app,
@@ -26,7 +27,7 @@ from demo.browser import (
 from modeling_au_mlt.configuration_au_mlt import ABAW_AUS
 from modeling_au_mlt.inference.faces import FaceDetector
 from modeling_au_mlt.inference.media import open_media
-from modeling_au_mlt.inference.photo import NO_FACE_MESSAGE, no_face
+from modeling_au_mlt.inference.photo import NO_FACE_MESSAGE, example_images, no_face, synthetic_face
 from modeling_au_mlt.inference.predictor import csv_header
 
 NO_FACE_HEADLINE = "No face found in this photo."
@@ -90,8 +91,11 @@ def test_predict_video_returns_the_clis_csv_and_a_timeline(client, face_video, t
     assert "20 frames" in message
 
 
-def test_the_page_shows_the_models_probabilities_and_the_no_face_message(app_url, photos, tiny_model_dir, tmp_path):
+def test_the_page_shows_the_models_probabilities_the_no_face_message_and_runs_examples(
+    app_url, photos, tiny_model_dir, tmp_path
+):
     _, expected = model_probabilities(tiny_model_dir, grace_hopper_rgb())
+    _, expected_synthetic = model_probabilities(tiny_model_dir, synthetic_face())
     with chromium() as driver:
         open_app(driver, app_url)
         upload_photo(driver, photos["face"])
@@ -102,6 +106,9 @@ def test_the_page_shows_the_models_probabilities_and_the_no_face_message(app_url
         screenshot = full_page_screenshot(driver, tmp_path / "demo.png")
         upload_photo(driver, photos["no_face"])
         assert NO_FACE_HEADLINE in wait_for_message(driver, NO_FACE_HEADLINE)
+        click_example(driver, list(example_images()).index("synthetic_face"))
+        shown = shown_probabilities(driver, len(ABAW_AUS))
+        np.testing.assert_allclose([shown[name] for name in ABAW_AUS], expected_synthetic[0], atol=0.005 + 1e-6)
     with Image.open(screenshot) as image:
         assert image.format == "PNG" and image.size[0] >= 1000 and image.size[1] > 1000
 
