@@ -191,14 +191,14 @@ def video_outputs(predictor: AUPredictor, video: str | Path | None) -> tuple[str
     prediction.run([video])
     stem = Path(video).stem
     csv, timeline = output_dir / f"{stem}.csv", output_dir / f"{stem}_timeline.png"
-    if prediction.failed:
-        return None, None, "**The video could not be processed:** " + "; ".join(prediction.failed)
     stats = prediction.stats
     message = (
         f"{stats['frames']} frames, {stats['faces']} face rows, {stats['frames_without_face']} frames without a "
         "face. The CSV has one row per face and frame, with the columns of `scripts/predict.py`."
     )
-    return str(csv), str(timeline) if timeline.exists() else None, message
+    if prediction.failed:  # a damaged frame stops the video there; the frames before it are still written
+        message = "**Not every frame could be processed:** " + "; ".join(prediction.failed) + "\n\n" + message
+    return (str(csv) if csv.exists() else None), (str(timeline) if timeline.exists() else None), message
 
 
 def example_images(cache_dir: str | Path = DEFAULT_EXAMPLES_DIR) -> dict[str, Path]:

@@ -132,3 +132,12 @@ def test_examples_are_written_once_and_are_what_they_claim(tmp_path):
     faces = {name: len(detector.detect(read_image(path))) for name, path in examples.items()}
     assert faces == {"grace_hopper": 1, "synthetic_face": 1, "no_face": 0, "astronaut": 1}
     np.testing.assert_array_equal(read_image(examples["grace_hopper"]), grace_hopper_rgb())
+
+
+def test_a_video_that_cannot_be_read_is_explained(analyser, tmp_path):
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video")
+    table, timeline, message = video_outputs(analyser.predictor, broken)
+    assert table is None and timeline is None
+    assert message.startswith("**Not every frame could be processed:**") and "broken.mp4" in message
+    assert "0 frames" in message
