@@ -1,30 +1,32 @@
 """The model card (`README.md`) of a trained AU-MLT folder, filled from the template `templates/au_mlt.md`.
 
 The YAML header is built by `huggingface_hub.ModelCardData`: library, pipeline tag, tags, datasets, widget
-examples and a `model-index` holding the per-AU and mean F1 just measured (at the default threshold, 0.5, and at
-tuned thresholds).
-The body (Jinja, rendered by `huggingface_hub.ModelCard.from_template`) says how to load the model, lists the
-AUs with their thresholds, the training data and recipe, the evaluation table, intended use, limitations and
-ethical considerations.
+examples (pictures shipped in the folder's `examples/`) and a `model-index` holding the per-AU and mean F1 just
+measured (at the default threshold, 0.5, and at tuned thresholds).
+The body (Jinja, rendered by `huggingface_hub.ModelCard.from_template`) says how to load the model, links the
+demo (a Space, or the repository's `demo/` app), lists the AUs with their thresholds, the training data and
+recipe, the evaluation table, intended use, limitations and ethical considerations.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from ..configuration_au_mlt import DEFAULT_THRESHOLD
+from ..inference.photo import SYNTHETIC_AUS
 
 TEMPLATE = Path(__file__).with_name("templates") / "au_mlt.md"
 PLACEHOLDER_REPO = "your-org/au-mlt"
 TAGS = ["custom_code", "action-unit-detection", "facial-action-coding-system", "face", "vision", "au-mlt"]
-# A public-domain portrait (U.S. Navy photo of Grace Hopper) used by many image-model examples.
-WIDGET = [
-    {
-        "src": "https://storage.googleapis.com/download.tensorflow.org/example_images/grace_hopper.jpg",
-        "example_title": "Grace Hopper",
-    },
-]
+HUB = "https://huggingface.co"
+# Pictures shipped in the model folder's `examples/` (written by `write_example_images`), shown as the Hub page's
+# widget examples: file name, title.
+EXAMPLES_DIR = "examples"
+CARD_EXAMPLES = {  # names of `inference.photo.example_images`
+    "grace_hopper.png": "Grace Hopper (real photo)",
+    "synthetic_face.png": f"Synthetic face ({', '.join(SYNTHETIC_AUS)})",
+}
 FACS_NAMES = {
     "AU1": "inner brow raiser",
     "AU2": "outer brow raiser",
@@ -151,7 +153,17 @@ def model_index_results(eval_results: dict, label_names: list[str], dataset: dic
     return results
 
 
-def card_data(config, eval_results: dict, dataset: dict, model_name: str) -> ModelCardData:
+def widget_examples(repo_id: str, examples: list[tuple[str, str]]) -> list[dict]:
+    """Widget entries of the card's metadata: each `(file name, title)` of `examples/` at its Hub address."""
+    return [
+        {"src": f"{HUB}/{repo_id}/resolve/main/{EXAMPLES_DIR}/{name}", "example_title": title}
+        for name, title in examples
+    ]
+
+
+def card_data(
+    config, eval_results: dict, dataset: dict, model_name: str, widget: list[dict] | None = None
+) -> ModelCardData:
     """The YAML metadata of the card."""
     return ModelCardData(
         model_name=model_name,
@@ -162,7 +174,7 @@ def card_data(config, eval_results: dict, dataset: dict, model_name: str) -> Mod
         datasets=[dataset["hub_id"]] if dataset["hub_id"] else None,
         metrics=["f1"],
         eval_results=model_index_results(eval_results, config.label_names, dataset),
-        widget=WIDGET,
+        widget=widget or None,
     )
 
 
@@ -234,18 +246,35 @@ def temporal_text(config) -> str | None:
     )
 
 
-def render_model_card(config, eval_results: dict, *, dataset: dict, training: dict, repo_id: str | None) -> str:
-    """The README.md text of a trained model folder."""
+def render_model_card(
+    config,
+    eval_results: dict,
+    *,
+    dataset: dict,
+    training: dict,
+    repo_id: str | None,
+    examples: Iterable[tuple[str, str]] = (),
+    space_id: str | None = None,
+) -> str:
+    """The README.md text of a trained model folder; `examples`: `(file name, title)` of the pictures in its
+    `examples/` folder (the widget's examples), `space_id`: a Hub Space running the demo for this model.
+
+    Without `repo_id` the card names `PLACEHOLDER_REPO`, which `hub.publish` replaces with the repository pushed to.
+    """
     label_names = config.label_names
     thresholds = config.decision_thresholds()
     vision = config.vision_config
-    model_name = (repo_id or PLACEHOLDER_REPO).split("/")[-1]
+    examples = list(examples)
+    repo_id = repo_id or PLACEHOLDER_REPO
+    model_name = repo_id.split("/")[-1]
     synthetic = dataset["name"] == "synthetic-abaw"
     card = ModelCard.from_template(
-        card_data(config, eval_results, dataset, model_name),
+        card_data(config, eval_results, dataset, model_name, widget_examples(repo_id, examples)),
         template_path=str(TEMPLATE),
         model_name=model_name,
-        repo_id=repo_id or PLACEHOLDER_REPO,
+        repo_id=repo_id,
+        space_id=space_id,
+        examples=[{"file": f"{EXAMPLES_DIR}/{name}", "title": title} for name, title in examples],
         encoder=f"ViT, {vision.num_hidden_layers} layer(s), width {vision.hidden_size}, {vision.num_attention_heads} "
         f"heads, patch {vision.patch_size}, {encoder_stem_text(config)}",
         decoder_layers=config.decoder_layers,

@@ -1,9 +1,11 @@
 """Upload a trained AU-MLT folder to the Hugging Face Hub with `huggingface_hub` (create_repo + create_commit).
 
 Only the Hub-ready top-level files are sent (config, code files, weights, image processor, model card,
-evaluation results, endpoint handler, logs in JSON): never checkpoints, TensorBoard runs, hidden or temporary
-files, or pickles such as `training_args.bin`. Offline, unauthenticated or network failures raise
-`PublishError` saying so; the local folder is never modified.
+evaluation results, endpoint handler, logs in JSON) and the card's example pictures (`examples/*.jpg|png`): never
+checkpoints, TensorBoard runs, hidden or temporary files, or pickles such as `training_args.bin`. A card rendered
+without a repository id names `card.PLACEHOLDER_REPO` (in its code samples and widget addresses); the copy sent
+names `repo_id` instead. Offline, unauthenticated or network failures raise `PublishError` saying so; the local
+folder is never modified.
 """
 
 import os
@@ -12,8 +14,11 @@ from pathlib import Path
 from huggingface_hub import CommitOperationAdd, HfApi
 from huggingface_hub.errors import LocalTokenNotFoundError, OfflineModeIsEnabled
 
+from .card import EXAMPLES_DIR, PLACEHOLDER_REPO
+
 REQUIRED_FILES = ("config.json", "model.safetensors", "preprocessor_config.json", "README.md")
 UPLOADED_SUFFIXES = (".json", ".py", ".safetensors", ".md", ".txt")
+EXAMPLE_SUFFIXES = (".jpg", ".png")
 
 
 class PublishError(RuntimeError):
@@ -21,18 +26,29 @@ class PublishError(RuntimeError):
 
 
 def files_to_upload(model_dir: str | os.PathLike) -> list[str]:
-    """Names of the Hub-ready files of `model_dir`; `FileNotFoundError` naming what a loadable model lacks."""
+    """Paths (relative to `model_dir`) of its Hub-ready files; `FileNotFoundError` naming what a loadable model
+    lacks."""
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         raise FileNotFoundError(f"{model_dir}: no such model folder")
     missing = [name for name in REQUIRED_FILES if not (model_dir / name).is_file()]
     if missing:
         raise FileNotFoundError(f"{model_dir}: not a finished AU-MLT folder, missing {missing}")
+    top_level = [path for path in model_dir.iterdir() if path.suffix in UPLOADED_SUFFIXES]
+    examples = [path for path in (model_dir / EXAMPLES_DIR).glob("*") if path.suffix in EXAMPLE_SUFFIXES]
     return sorted(
-        path.name
-        for path in model_dir.iterdir()
-        if path.is_file() and not path.name.startswith(".") and path.suffix in UPLOADED_SUFFIXES
+        path.relative_to(model_dir).as_posix()
+        for path in top_level + examples
+        if path.is_file() and not path.name.startswith(".")
     )
+
+
+def upload_content(path: Path, repo_id: str) -> str | bytes:
+    """What is sent for `path`: the file itself, or for the model card its text naming `repo_id` where it was
+    rendered without one."""
+    if path.name != "README.md" or PLACEHOLDER_REPO not in (text := path.read_text(encoding="utf-8")):
+        return str(path)
+    return text.replace(PLACEHOLDER_REPO, repo_id).encode("utf-8")
 
 
 def push_model_folder(
@@ -46,7 +62,10 @@ def push_model_folder(
     """Create `repo_id` (if needed) and commit the Hub-ready files of `model_dir`; returns the commit URL."""
     names = files_to_upload(model_dir)
     api = HfApi(token=token)
-    operations = [CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(Path(model_dir) / name)) for name in names]
+    operations = [
+        CommitOperationAdd(path_in_repo=name, path_or_fileobj=upload_content(Path(model_dir) / name, repo_id))
+        for name in names
+    ]
     try:
         api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
         commit = api.create_commit(repo_id, operations=operations, commit_message=commit_message, repo_type="model")

@@ -11,6 +11,7 @@ video for its CSV and AU timeline. `example_images` writes the demo's example ph
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -201,10 +202,12 @@ def video_outputs(predictor: AUPredictor, video: str | Path | None) -> tuple[str
     return (str(csv) if csv.exists() else None), (str(timeline) if timeline.exists() else None), message
 
 
-def example_images(cache_dir: str | Path = DEFAULT_EXAMPLES_DIR) -> dict[str, Path]:
+def example_images(
+    cache_dir: str | Path = DEFAULT_EXAMPLES_DIR, names: Collection[str] | None = None
+) -> dict[str, Path]:
     """The demo's example photos by name, written once into `cache_dir` (each file atomically): real photos
     shipped by installed packages (matplotlib's Grace Hopper; scikit-image's astronaut when it is installed),
-    a synthetic face with visible AUs, and a picture without a face."""
+    a synthetic face with visible AUs, and a picture without a face; `names` (file names): only those."""
     cache_dir = Path(cache_dir)
     makers = {"grace_hopper.png": grace_hopper, "synthetic_face.png": synthetic_face, "no_face.png": no_face}
     try:
@@ -213,8 +216,12 @@ def example_images(cache_dir: str | Path = DEFAULT_EXAMPLES_DIR) -> dict[str, Pa
         makers["astronaut.png"] = data.astronaut
     except ImportError:  # scikit-image is a test dependency only; the demo works without this example
         pass
+    if names is not None and set(names) - set(makers):
+        raise ValueError(f"unknown example images {sorted(set(names) - set(makers))}; known: {sorted(makers)}")
     examples = {}
     for name, make in makers.items():
+        if names is not None and name not in names:
+            continue
         path = cache_dir / name
         if not path.exists():
             with atomic_output(path) as temporary:

@@ -232,6 +232,10 @@ class AUMLTTrainingArguments(TrainingArguments):
             "larger one); default --learning_rate. Same schedule as the rest."
         },
     )
+    hub_space_id: str | None = field(
+        default=None,
+        metadata={"help": "Hub Space running the repository's demo/ app with this model (the model card links it)."},
+    )
     tune_postprocessing: bool = field(
         default=True, metadata={"help": "Tune per-AU thresholds and the video smoothing window on the eval split."}
     )

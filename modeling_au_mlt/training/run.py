@@ -30,8 +30,9 @@ from ..data.transforms import (
 )
 from ..evaluation.metrics import AUComputeMetrics, au_scores
 from ..evaluation.tuning import GUARD_MARGIN, smooth_probabilities, tune_post_processing
-from ..hub.card import render_model_card, results_table, training_summary
+from ..hub.card import CARD_EXAMPLES, EXAMPLES_DIR, render_model_card, results_table, training_summary
 from ..hub.folder import image_processor_for, save_for_hub
+from ..inference.photo import example_images
 from .arguments import VISION_PRESETS, DataArguments, ModelArguments
 from .splits import dataset_label_names, load_splits
 from .temporal import clip_training_dataset, model_from_folder, per_row, scoring_dataset, temporal_settings
@@ -221,13 +222,15 @@ def eval_results_content(
 
 
 def write_hub_folder(trainer: AUMLTTrainer, output_dir: Path, card: str, eval_results: dict) -> None:
-    """Model folder (`save_for_hub`, atomic), then `eval_results.json` and `README.md`, then the trainer state.
+    """Model folder (`save_for_hub`, atomic), the card's example pictures, then `eval_results.json` and
+    `README.md`, then the trainer state.
 
     An earlier run's card and results are removed first: a folder with a card is always a finished one.
     """
     for name in ("README.md", EVAL_RESULTS_FILE):
         (output_dir / name).unlink(missing_ok=True)
     save_for_hub(trainer.model, output_dir)
+    example_images(output_dir / EXAMPLES_DIR, names=CARD_EXAMPLES)
     write_json(output_dir / EVAL_RESULTS_FILE, eval_results)
     with atomic_output(output_dir / "README.md") as temporary:
         temporary.write_text(card, encoding="utf-8")
@@ -289,7 +292,13 @@ def run(model_args: ModelArguments, data_args: DataArguments, training_args) -> 
         trainer.loss_report["no_positive"],
     )
     card = render_model_card(
-        trainer.model.config, eval_results, dataset=dataset, training=training, repo_id=training_args.hub_model_id
+        trainer.model.config,
+        eval_results,
+        dataset=dataset,
+        training=training,
+        repo_id=training_args.hub_model_id,
+        examples=CARD_EXAMPLES.items(),
+        space_id=training_args.hub_space_id,
     )
     output_dir = Path(training_args.output_dir)
     write_hub_folder(trainer, output_dir, card, eval_results)

@@ -9,7 +9,10 @@ import pytest
 from conftest import REPO_ROOT, TRAINED_FOLDER_FILES
 from huggingface_hub import HfApi
 
+from modeling_au_mlt.hub.card import PLACEHOLDER_REPO
 from modeling_au_mlt.hub.publish import push_model_folder
+
+EXAMPLES = {"examples/grace_hopper.jpg", "examples/synthetic_face.png"}
 
 NOT_SENT = [
     "training_args.bin",
@@ -18,13 +21,15 @@ NOT_SENT = [
     "checkpoint-3/trainer_state.json",
     "runs/Dec01/events.out.tfevents.1",
     "optimizer.pt",
+    "examples/notes.txt",
+    "examples/.partial.png",
 ]
 
 
 @pytest.fixture
 def model_folder(tmp_path: Path) -> Path:
     folder = tmp_path / "au-mlt"
-    for index, name in enumerate(sorted(TRAINED_FOLDER_FILES) + NOT_SENT):
+    for index, name in enumerate(sorted(TRAINED_FOLDER_FILES | EXAMPLES) + NOT_SENT):
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
         (folder / name).write_bytes(f"content {index} of {name}".encode())
     return folder
@@ -55,9 +60,28 @@ def test_push_sends_exactly_the_hub_ready_files(model_folder, monkeypatch):
     assert calls["create_repo"] == ("org/au-mlt", {"private": True, "exist_ok": True, "repo_type": "model"})
     repo_id, operations = calls["create_commit"]
     assert repo_id == "org/au-mlt"
-    assert {operation.path_in_repo for operation in operations} == TRAINED_FOLDER_FILES
+    assert {operation.path_in_repo for operation in operations} == TRAINED_FOLDER_FILES | EXAMPLES
     for operation in operations:
         assert Path(operation.path_or_fileobj).read_bytes() == (model_folder / operation.path_in_repo).read_bytes()
+
+
+def test_a_card_rendered_without_a_repository_is_sent_naming_the_one_pushed_to(model_folder, monkeypatch):
+    card = (
+        f"widget: https://huggingface.co/{PLACEHOLDER_REPO}/resolve/main/examples/a.jpg\nmodel={PLACEHOLDER_REPO!r}\n"
+    )
+    (model_folder / "README.md").write_text(card)
+    sent = {}
+
+    def create_commit(self, repo_id, operations, **kwargs):
+        sent.update({operation.path_in_repo: operation.path_or_fileobj for operation in operations})
+        return SimpleNamespace(commit_url="https://huggingface.co/org/au-mlt/commit/abc")
+
+    monkeypatch.setattr(HfApi, "create_repo", lambda *args, **kwargs: None)
+    monkeypatch.setattr(HfApi, "create_commit", create_commit)
+    push_model_folder(model_folder, "org/au-mlt")
+    expected = "widget: https://huggingface.co/org/au-mlt/resolve/main/examples/a.jpg\nmodel='org/au-mlt'\n"
+    assert sent["README.md"] == expected.encode()
+    assert (model_folder / "README.md").read_text() == card  # the local folder is unchanged
 
 
 def test_a_folder_without_weights_is_refused_before_any_upload(model_folder, monkeypatch):

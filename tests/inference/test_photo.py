@@ -134,6 +134,16 @@ def test_examples_are_written_once_and_are_what_they_claim(tmp_path):
     np.testing.assert_array_equal(read_image(examples["grace_hopper"]), grace_hopper_rgb())
 
 
+def test_a_chosen_subset_of_examples_is_written_and_an_unknown_name_refused(tmp_path):
+    chosen = example_images(tmp_path / "subset", names=["synthetic_face.png"])
+    assert list(chosen) == ["synthetic_face"] and [path.name for path in (tmp_path / "subset").iterdir()] == [
+        "synthetic_face.png"
+    ]
+    with pytest.raises(ValueError, match=r"unknown example images \['face.jpg'\]"):
+        example_images(tmp_path / "other", names=["face.jpg", "no_face.png"])
+    assert not (tmp_path / "other").exists()
+
+
 def test_a_video_that_cannot_be_read_is_explained(analyser, tmp_path):
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"not a video")

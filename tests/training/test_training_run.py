@@ -7,12 +7,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
 from conftest import REPO_ROOT, TINY_MODEL_ARGS, TRAINED_FOLDER_FILES
 from datasets import DatasetDict
 from huggingface_hub import ModelCard, metadata_load
+from matplotlib import cbook
 from safetensors.torch import load_file
 from sklearn.metrics import f1_score
 from tiny_au_data import AU_NAMES, tiny_split, write_tiny_dataset
@@ -68,6 +70,8 @@ def trained(dataset_dir, tmp_path_factory) -> Path:
             "--push_to_hub",
             "--hub_model_id",
             "org/au-mlt",
+            "--hub_space_id",
+            "org/au-mlt-demo",
             *COMMON,
         ],
         capture_output=True,
@@ -84,7 +88,7 @@ def test_output_folder_holds_exactly_the_hub_files_and_checkpoints(trained):
     files = {path.name for path in trained.iterdir() if path.is_file()}
     folders = {path.name for path in trained.iterdir() if path.is_dir()}
     assert files == TRAINED_FOLDER_FILES
-    assert folders == {"checkpoint-4", "checkpoint-8"}  # 32 rows / batch 8 = 4 steps per epoch
+    assert folders == {"checkpoint-4", "checkpoint-8", "examples"}  # 32 rows / batch 8 = 4 steps per epoch
     assert json.loads((trained / "trainer_state.json").read_text())["global_step"] == 8
 
 
@@ -130,7 +134,13 @@ def test_card_metadata_and_results_match_an_independent_scoring(trained, dataset
     metadata = metadata_load(trained / "README.md")
     assert metadata["library_name"] == "transformers" and metadata["pipeline_tag"] == "image-classification"
     assert {"custom_code", "action-unit-detection"} <= set(metadata["tags"])
-    assert metadata["widget"][0]["src"].startswith("https://")
+    # widget examples: the pictures in examples/, at their address in the repository pushed to
+    hub_files = "https://huggingface.co/org/au-mlt/resolve/main/"
+    widget_files = [entry["src"].removeprefix(hub_files) for entry in metadata["widget"]]
+    assert widget_files == ["examples/grace_hopper.png", "examples/synthetic_face.png"]
+    assert sorted(path.relative_to(trained).as_posix() for path in (trained / "examples").iterdir()) == widget_files
+    hopper = cv2.imread(str(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)))
+    assert np.array_equal(cv2.imread(str(trained / "examples" / "grace_hopper.png")), hopper)  # lossless copy
     card = ModelCard.load(trained / "README.md")
     scores = {(result.dataset_split, result.metric_name): result.metric_value for result in card.data.eval_results}
     settings = {
@@ -150,6 +160,9 @@ def test_card_metadata_and_results_match_an_independent_scoring(trained, dataset
     # the pipeline returns 5 labels unless asked for more (tests/hub checks it returns every AU with this top_k)
     assert f"trust_remote_code=True, top_k={len(AU_NAMES)})" in card.text
     assert "temporal layer" not in card.text and "face track" not in card.text  # a frame model's card
+    assert "[org/au-mlt-demo](https://huggingface.co/spaces/org/au-mlt-demo)" in card.text
+    assert "python demo/app.py --model org/au-mlt" in card.text
+    assert "[Grace Hopper (real photo)](examples/grace_hopper.png)" in card.text
 
 
 def test_training_tunes_what_evaluate_model_tunes_on_the_same_split(trained, dataset_dir, script_runner, tmp_path):
