@@ -56,6 +56,14 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def spread_model_dir(tmp_path_factory) -> Path:
+    """The tiny model with its default (Glorot) decoder initialisation. `tiny_model_dir`'s probabilities all sit
+    within 0.001 of each other near 0.5 whatever the face; these spread over 0.1-0.9 and change with the face (by
+    up to ~0.3 between two photos): for tests that must tell faces or photos apart by their scores."""
+    return save_tiny_model(tmp_path_factory.mktemp("spread_model"), thresholds=TINY_THRESHOLDS)
+
+
+@pytest.fixture(scope="session")
 def tiny_temporal_model_dir(tmp_path_factory) -> Path:
     """The tiny model with one temporal layer over 4-frame windows, its temporal weights drawn at random: a new
     temporal layer is the identity (zero output maps), which would hide a frame scored without its context."""

@@ -1,6 +1,7 @@
 """ONNX export and the ONNX Runtime backend, checked against the PyTorch model they come from.
 
-One export of the tiny model (with attention) is shared by every test: each export takes about 10 s.
+One export (with attention) of the tiny model whose scores spread with the input (`spread_model_dir`) is shared
+by every test: each export takes about 10 s.
 """
 
 import csv
@@ -26,10 +27,10 @@ TOLERANCE = 1e-4
 
 
 @pytest.fixture(scope="module")
-def onnx_dir(tiny_model_dir, tmp_path_factory):
+def onnx_dir(spread_model_dir, tmp_path_factory):
     """The tiny model exported with attention."""
     output = tmp_path_factory.mktemp("onnx") / "export"
-    export_onnx(tiny_model_dir, output, with_attention=True)
+    export_onnx(spread_model_dir, output, with_attention=True)
     return output
 
 
@@ -57,8 +58,8 @@ def read_csv(path) -> list[dict]:
         return list(csv.DictReader(handle))
 
 
-def test_export_matches_pytorch_at_batch_1_and_3(onnx_dir, tiny_model_dir):
-    model = AUMLTModel.from_pretrained(tiny_model_dir, attn_implementation="eager").eval()
+def test_export_matches_pytorch_at_batch_1_and_3(onnx_dir, spread_model_dir):
+    model = AUMLTModel.from_pretrained(spread_model_dir, attn_implementation="eager").eval()
     session = onnxruntime.InferenceSession(str(onnx_dir / "model.onnx"), providers=["CPUExecutionProvider"])
     assert [i.name for i in session.get_inputs()] == ["pixel_values"]
     assert [o.name for o in session.get_outputs()] == ["logits", "cross_attention"]
@@ -84,8 +85,8 @@ def test_export_matches_pytorch_at_batch_1_and_3(onnx_dir, tiny_model_dir):
 def test_a_graph_that_differs_from_pytorch_is_refused_and_nothing_written(
     onnx_dir, tmp_path, tmp_path_factory, monkeypatch
 ):
-    # The tiny model's graph checked against another model (Glorot-initialised head): a wrong export.
-    other_model = save_tiny_model(tmp_path_factory.mktemp("other_model"))
+    # The exported graph checked against another model (N(0, 0.02) decoder, not Glorot): a wrong export.
+    other_model = save_tiny_model(tmp_path_factory.mktemp("other_model"), decoder_initializer="normal")
     monkeypatch.setattr(
         onnx_export, "write_graph", lambda model, path, opset, attention: shutil.copy(onnx_dir / "model.onnx", path)
     )
@@ -103,8 +104,8 @@ def test_temporal_model_is_refused(tiny_temporal_model_dir, tmp_path, capsys):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_onnx_predictor_matches_au_predictor(onnx_dir, tiny_model_dir):
-    onnx_predictor, torch_predictor = ONNXPredictor(onnx_dir), AUPredictor(tiny_model_dir, device="cpu")
+def test_onnx_predictor_matches_au_predictor(onnx_dir, spread_model_dir):
+    onnx_predictor, torch_predictor = ONNXPredictor(onnx_dir), AUPredictor(spread_model_dir, device="cpu")
     for name in ("image_size", "grid_size", "label_names", "smoothing_window", "temporal"):
         assert getattr(onnx_predictor, name) == getattr(torch_predictor, name)
     np.testing.assert_array_equal(onnx_predictor.thresholds, torch_predictor.thresholds)
@@ -127,10 +128,10 @@ def test_onnx_session_follows_torch_threads(onnx_dir):
         torch.set_num_threads(threads)
 
 
-def test_predict_onnx_backend_writes_the_pytorch_csv(onnx_dir, tiny_model_dir, face_video, tmp_path):
+def test_predict_onnx_backend_writes_the_pytorch_csv(onnx_dir, spread_model_dir, face_video, tmp_path):
     photo = save_rgb(tmp_path / "grace_hopper.png", grace_hopper_rgb())
     outputs = {}
-    for backend, model in (("pytorch", tiny_model_dir), ("onnx", onnx_dir)):
+    for backend, model in (("pytorch", spread_model_dir), ("onnx", onnx_dir)):
         outputs[backend] = tmp_path / backend
         arguments = [
             str(photo),
@@ -178,11 +179,11 @@ def test_attention_maps_need_an_export_with_attention(logits_only_dir, face_vide
     assert "the onnx backend runs on the CPU" in capsys.readouterr().err
 
 
-def test_a_folder_without_a_readable_export_is_named(tiny_model_dir, onnx_dir, tmp_path, capsys):
+def test_a_folder_without_a_readable_export_is_named(spread_model_dir, onnx_dir, tmp_path, capsys):
     script = load_script("predict")
-    arguments = ["a.jpg", "--model", str(tiny_model_dir), "--output_dir", "out", "--backend", "onnx"]
+    arguments = ["a.jpg", "--model", str(spread_model_dir), "--output_dir", "out", "--backend", "onnx"]
     assert script.main(arguments) == 1
-    assert f"error: {tiny_model_dir / 'model.onnx'}: no ONNX export here" in capsys.readouterr().err
+    assert f"error: {spread_model_dir / 'model.onnx'}: no ONNX export here" in capsys.readouterr().err
     broken = shutil.copytree(onnx_dir, tmp_path / "broken")
     (broken / "model.onnx").write_bytes(b"not a graph")
     with pytest.raises(ValueError, match=f"{broken / 'model.onnx'}: not a readable ONNX model"):

@@ -29,8 +29,8 @@ CAPTION = re.compile(r"^(AU\d+) (\d\.\d\d) \(threshold (\d\.\d\d)\) (present|abs
 
 
 @pytest.fixture(scope="module")
-def analyser(tiny_model_dir) -> PhotoAnalyser:
-    return PhotoAnalyser(AUPredictor(tiny_model_dir, device="cpu"))
+def analyser(spread_model_dir) -> PhotoAnalyser:
+    return PhotoAnalyser(AUPredictor(spread_model_dir, device="cpu"))
 
 
 def two_faces() -> np.ndarray:
@@ -42,11 +42,12 @@ def two_faces() -> np.ndarray:
     return canvas
 
 
-def test_every_face_is_found_largest_first_and_scored_as_the_model_scores_its_crop(analyser, tiny_model_dir):
+def test_every_face_is_found_largest_first_and_scored_as_the_model_scores_its_crop(analyser, spread_model_dir):
     image = two_faces()
-    boxes, expected = model_probabilities(tiny_model_dir, image)
+    boxes, expected = model_probabilities(spread_model_dir, image)
     analysis = analyser.analyse(image)
     assert len(boxes) == 2 and boxes[0].area > boxes[1].area
+    assert np.abs(expected[0] - expected[1]).max() > 0.01  # so a swap of the faces would show
     assert analysis.boxes == boxes
     np.testing.assert_allclose(analysis.probabilities, expected, atol=1e-4)
     assert analysis.maps.shape == (2, len(ABAW_AUS), 4, 4)
@@ -54,9 +55,9 @@ def test_every_face_is_found_largest_first_and_scored_as_the_model_scores_its_cr
 
 
 @pytest.mark.parametrize("face", [0, 1])
-def test_outputs_of_the_chosen_face(analyser, tiny_model_dir, face):
+def test_outputs_of_the_chosen_face(analyser, spread_model_dir, face):
     image = two_faces()
-    _, expected = model_probabilities(tiny_model_dir, image)
+    _, expected = model_probabilities(spread_model_dir, image)
     shown = analyser.outputs(image, face)
     assert list(shown.confidences) == list(ABAW_AUS)
     np.testing.assert_allclose(list(shown.confidences.values()), expected[face], atol=1e-4)
@@ -102,7 +103,7 @@ def test_a_face_number_that_is_not_one_of_the_faces_is_explained(analyser, face)
     assert "0 to 1" in shown.message
 
 
-def test_missing_or_malformed_input_is_explained(analyser, tiny_model_dir):
+def test_missing_or_malformed_input_is_explained(analyser, spread_model_dir):
     assert analyser.outputs(None, 0).message == NO_PHOTO_MESSAGE
     with pytest.raises(ValueError, match=r"expected an RGB uint8 image \(H, W, 3\); got uint8 \(20, 20\)"):
         analyser.analyse(np.zeros((20, 20), np.uint8))
