@@ -188,7 +188,7 @@ def video_outputs(predictor: AUPredictor, video: str | Path | None) -> tuple[str
         return None, None, "Upload a video first."
     output_dir = Path(tempfile.mkdtemp(prefix="au_mlt_video_"))
     # No loader worker: forking inside a web server's thread is unsafe, and one video needs no pipelining.
-    prediction = Prediction(predictor, output_dir, attention_maps=True, num_workers=0, progress=False)
+    prediction = Prediction(predictor, output_dir, timeline=True, num_workers=0, progress=False)
     prediction.run([video])
     stem = Path(video).stem
     csv, timeline = output_dir / f"{stem}.csv", output_dir / f"{stem}_timeline.png"

@@ -152,6 +152,7 @@ class Prediction:
 
     `causal`: each frame's output uses that frame and earlier ones only: a temporal model's tracks are scored
     with past context only, and smoothing (a centred mean) defaults to none. A frame model is causal already.
+    `timeline`: draw each video's AU timeline (default: with `attention_maps`).
     """
 
     def __init__(
@@ -166,11 +167,13 @@ class Prediction:
         num_workers: int = 1,
         progress: bool = True,
         causal: bool = False,
+        timeline: bool | None = None,
     ):
         self.predictor = predictor
         self.output_dir = Path(output_dir)
         self.detector = FaceDetector() if detect else None
         self.attention_maps = attention_maps
+        self.timeline = attention_maps if timeline is None else timeline
         self.attention_every = attention_every
         self.batch_size = batch_size
         self.smooth = (1 if causal else predictor.smoothing_window or 1) if smooth is None else smooth
@@ -354,7 +357,7 @@ class Prediction:
                 writer = csv.writer(handle)
                 writer.writerow(csv_header(self.predictor.label_names))
                 writer.writerows(csv_rows(result, probabilities, self.predictor.thresholds))
-        if self.attention_maps and result.source.kind == "video":
+        if self.timeline and result.source.kind == "video":
             timestamps = np.array([np.nan if t is None else t for t in result.timestamps], dtype=np.float64)
             figure = timeline_figure(
                 np.asarray(result.frames),

@@ -2,6 +2,7 @@
 probabilities from a direct forward of the saved model on the crop, decisions from the saved thresholds."""
 
 import re
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -143,6 +144,12 @@ def test_a_chosen_subset_of_examples_is_written_and_an_unknown_name_refused(tmp_
     with pytest.raises(ValueError, match=r"unknown example images \['face.jpg'\]"):
         example_images(tmp_path / "other", names=["face.jpg", "no_face.png"])
     assert not (tmp_path / "other").exists()
+
+
+def test_a_video_gives_its_csv_and_timeline_and_nothing_else(analyser, face_video):
+    table, timeline, message = video_outputs(analyser.predictor, face_video)
+    assert sorted(path.name for path in Path(table).parent.iterdir()) == ["clip.csv", "clip_timeline.png"]
+    assert Path(timeline).parent == Path(table).parent and "20 frames" in message
 
 
 def test_a_video_that_cannot_be_read_is_explained(analyser, tmp_path):
