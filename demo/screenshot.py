@@ -10,8 +10,8 @@ import argparse
 
 from browser import chromium, click_example, full_page_screenshot, open_app, running_app, shown_probabilities
 
+from modeling_au_mlt.configuration_au_mlt import AUMLTConfig
 from modeling_au_mlt.inference.photo import example_images
-from modeling_au_mlt.inference.predictor import AUPredictor
 
 
 def main() -> None:
@@ -21,7 +21,7 @@ def main() -> None:
     examples = example_images()
     parser.add_argument("--photo", default="synthetic_face", choices=sorted(examples), help="example photo to run")
     args = parser.parse_args()
-    labels = len(AUPredictor(args.model).label_names)
+    labels = AUMLTConfig.from_pretrained(args.model).num_labels  # the app loads the model itself
     with running_app(args.model) as url, chromium(width=1280) as driver:
         open_app(driver, url)
         click_example(driver, list(examples).index(args.photo))

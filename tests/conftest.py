@@ -1,6 +1,7 @@
 """Shared fixtures: offline Hub, the tiny AU-MLT configuration every test builds on, a helper that runs the
 command-line scripts as users do."""
 
+import json
 import os
 import subprocess
 import sys
@@ -47,6 +48,19 @@ TINY_MODEL_ARGS = [
     "--decoder_hidden_size",
     "32",
 ]
+# What every tiny training run of the tests adds to TINY_MODEL_ARGS besides its batch size: CPU, no reports.
+TINY_TRAINING_ARGS = [
+    "--learning_rate",
+    "3e-3",
+    "--report_to",
+    "none",
+    "--disable_tqdm",
+    "true",
+    "--logging_steps",
+    "1",
+    "--use_cpu",
+    "true",
+]
 # The model-folder and video fixtures, shared by the inference and hub tests.
 pytest_plugins = ("inference_helpers",)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -69,6 +83,21 @@ def run_script(script: str, *args, check: bool = True, env: dict | None = None, 
             f"{script} exited {completed.returncode}\nstdout:\n{completed.stdout}\nstderr:\n{completed.stderr}"
         )
     return completed
+
+
+def run_without_package(code: str, *args, tmp_path: Path, pythonpath: str | None = None) -> dict:
+    """Run Python `code` with `args` in a fresh interpreter that cannot import this checkout (offline, its own
+    remote-code module cache under `tmp_path`, `pythonpath` alone on the path if given), as a user without the
+    package runs a Hub folder; the JSON object its last line of output prints."""
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    env.update(HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules"))
+    if pythonpath is not None:
+        env["PYTHONPATH"] = pythonpath
+    completed = subprocess.run(
+        [sys.executable, "-c", code, *map(str, args)], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert completed.returncode == 0, completed.stderr
+    return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """Shared test material for the inference tests: real face photos from registry packages, a video
-written by the test (with the video benchmark's synthetic frames), and a tiny random AU-MLT model saved
-like a Hub-ready folder."""
+written by the test (with the video benchmark's synthetic frames), tiny random AU-MLT models saved
+like Hub-ready folders, and a model's own probabilities for the faces of a photo."""
 
 from pathlib import Path
 
@@ -10,10 +10,12 @@ import pytest
 import torch
 from conftest import tiny_config
 from matplotlib import cbook
+from transformers import AutoImageProcessor
 
 from benchmarks.bench_video import synthetic_face_frames, write_video
 from modeling_au_mlt import AUMLTModel
 from modeling_au_mlt.hub.folder import save_for_hub
+from modeling_au_mlt.inference.faces import FaceBox, FaceDetector, crop_face
 
 # Approximate face centres and widths, read off the photos by eye (not from the detector).
 GRACE_HOPPER_FACE = {"centre": (260, 230), "width": (130, 320)}  # 512 x 600 photo
@@ -34,6 +36,20 @@ def astronaut_rgb() -> np.ndarray:
     from skimage import data
 
     return data.astronaut()
+
+
+def model_probabilities(model_dir, image: np.ndarray) -> tuple[list[FaceBox], np.ndarray]:
+    """Face boxes of an RGB photo (largest first) and the saved model's sigmoid probabilities `(faces, labels)`,
+    computed without the demo's code (the package's face detector and crop, then the image processor and model as
+    a user would call them): the truth the demo's outputs are checked against."""
+    boxes = FaceDetector().detect(image)
+    assert boxes, "the reference needs a photo with a face"
+    model = AUMLTModel.from_pretrained(model_dir).eval()
+    processor = AutoImageProcessor.from_pretrained(model_dir)
+    crops = [crop_face(image, box, model.config.vision_config.image_size) for box in boxes]
+    with torch.no_grad():
+        logits = model(**processor(images=crops, return_tensors="pt")).logits
+    return boxes, torch.sigmoid(logits).numpy()
 
 
 def save_rgb(path: Path, image: np.ndarray) -> Path:

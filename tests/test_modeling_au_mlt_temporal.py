@@ -1,14 +1,10 @@
 """The temporal AU-MLT: clips in, one logit row per frame; masks, causality, the frame-model start, windows."""
 
 import itertools
-import json
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
-from conftest import tiny_config
+from conftest import run_without_package, tiny_config
 from safetensors.torch import save_file
 
 from modeling_au_mlt import AUMLTModel
@@ -240,17 +236,7 @@ def test_saved_temporal_model_loads_as_remote_code_without_the_package(tmp_path)
     clips, video = random_clips(2, 5), random_clips(1, 13, seed=3)[0]
     mask = torch.tensor([[True, True, False, True, True], [True] * 5])
     save_file({"clips": clips, "mask": mask.to(torch.uint8), "video": video}, tmp_path / "inputs.safetensors")
-    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
-    env.update(HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules"))
-    completed = subprocess.run(
-        [sys.executable, "-c", REMOTE_CLIPS, str(folder), str(tmp_path / "inputs.safetensors")],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    assert completed.returncode == 0, completed.stderr
-    rows = json.loads(completed.stdout.strip().splitlines()[-1])
+    rows = run_without_package(REMOTE_CLIPS, folder, tmp_path / "inputs.safetensors", tmp_path=tmp_path)
     assert rows["module"].startswith("transformers_modules")
     with torch.no_grad():
         torch.testing.assert_close(torch.tensor(rows["clips"])[mask], model(clips, frame_mask=mask).logits[mask])

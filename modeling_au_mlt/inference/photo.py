@@ -84,10 +84,10 @@ class PhotoAnalyser:
         faces = self.stream.frame_faces(0, Frame(0, image), clocks())
         labels, grid = len(self.predictor.label_names), self.predictor.grid_size
         if not faces.boxes:
-            empty = np.zeros((0, labels)), np.zeros((0, labels, grid, grid))
+            scores = np.zeros((0, labels)), np.zeros((0, labels, grid, grid))
         else:
-            empty = self.predictor.attention(faces.pixel_values)
-        return PhotoAnalysis(image, faces.boxes, faces.crops, *empty)
+            scores = self.predictor.attention(faces.pixel_values)
+        return PhotoAnalysis(image, faces.boxes, faces.crops, *scores)
 
     def outputs(self, image: np.ndarray | None, face: float | int | None = 0) -> PhotoOutputs:
         """Everything shown for face number `face` (0 = the largest) of `image`, or why nothing is."""

@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 import yaml
 from conftest import REPO_ROOT
-from demo.reference import model_probabilities
 from gradio_client import Client, handle_file
-from inference_helpers import grace_hopper_rgb, save_rgb
+from inference_helpers import grace_hopper_rgb, model_probabilities, save_rgb
 from PIL import Image
 
 from demo.browser import (

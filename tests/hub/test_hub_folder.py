@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 import transformers
-from conftest import REPO_ROOT, random_pixels, tiny_config
+from conftest import REPO_ROOT, random_pixels, run_without_package, tiny_config
 from PIL import Image
 from safetensors.torch import load_file, save_file
 from transformers import AutoConfig, AutoModel, AutoModelForImageClassification, pipeline
@@ -144,19 +144,9 @@ def test_remote_code_loads_without_the_package(saved_folder, transformers_versio
     save_file({"pixels": pixels}, tmp_path / "pixels.safetensors")
     image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (48, 40, 3), dtype=np.uint8))
     image.save(image_path := tmp_path / "face.png")
-    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
-    env.update(HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules"))
-    if transformers_version == "oldest":
-        env["PYTHONPATH"] = str(request.getfixturevalue("oldest_transformers_path"))
-    completed = subprocess.run(
-        [sys.executable, "-c", REMOTE_LOAD, str(folder), str(tmp_path / "pixels.safetensors"), str(image_path)],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    assert completed.returncode == 0, completed.stderr
-    rows = json.loads(completed.stdout.strip().splitlines()[-1])
+    oldest = str(request.getfixturevalue("oldest_transformers_path")) if transformers_version == "oldest" else None
+    pixels_file = tmp_path / "pixels.safetensors"
+    rows = run_without_package(REMOTE_LOAD, folder, pixels_file, image_path, tmp_path=tmp_path, pythonpath=oldest)
     expected_version = oldest_transformers() if transformers_version == "oldest" else transformers.__version__
     assert rows["transformers"].startswith(expected_version)
     expected = model(pixels).logits

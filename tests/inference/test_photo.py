@@ -7,8 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from demo.reference import model_probabilities
-from inference_helpers import TINY_THRESHOLDS, grace_hopper_rgb
+from inference_helpers import TINY_THRESHOLDS, grace_hopper_rgb, model_probabilities
 
 from modeling_au_mlt.configuration_au_mlt import ABAW_AUS
 from modeling_au_mlt.inference.faces import FaceDetector

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import REPO_ROOT, TINY_MODEL_ARGS, TRAINED_FOLDER_FILES
+from conftest import REPO_ROOT, TINY_MODEL_ARGS, TINY_TRAINING_ARGS, TRAINED_FOLDER_FILES
 from datasets import load_from_disk
 from safetensors.torch import load_file
 from sklearn.metrics import f1_score
@@ -22,21 +22,7 @@ from modeling_au_mlt.training.arguments import parse_arguments
 from modeling_au_mlt.training.run import run
 from modeling_au_mlt.training.temporal import clip_training_dataset
 
-COMMON = [
-    *TINY_MODEL_ARGS,
-    "--per_device_train_batch_size",
-    "4",
-    "--learning_rate",
-    "3e-3",
-    "--report_to",
-    "none",
-    "--disable_tqdm",
-    "true",
-    "--logging_steps",
-    "1",
-    "--use_cpu",
-    "true",
-]
+COMMON = [*TINY_MODEL_ARGS, "--per_device_train_batch_size", "4", *TINY_TRAINING_ARGS]
 TEMPORAL = ["--temporal_layers", "1", "--temporal_window", "4"]
 
 

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import REPO_ROOT, TINY_MODEL_ARGS, TRAINED_FOLDER_FILES
+from conftest import REPO_ROOT, TINY_MODEL_ARGS, TINY_TRAINING_ARGS, TRAINED_FOLDER_FILES
 from datasets import DatasetDict
 from huggingface_hub import ModelCard, metadata_load
 from matplotlib import cbook
@@ -27,21 +27,7 @@ from modeling_au_mlt.training.arguments import DEFAULT_JOB, DataArguments, parse
 from modeling_au_mlt.training.run import run
 from modeling_au_mlt.training.splits import load_splits, synthetic_cache_key, synthetic_dataset_dir
 
-COMMON = [
-    *TINY_MODEL_ARGS,
-    "--per_device_train_batch_size",
-    "8",
-    "--learning_rate",
-    "3e-3",
-    "--report_to",
-    "none",
-    "--disable_tqdm",
-    "true",
-    "--logging_steps",
-    "1",
-    "--use_cpu",
-    "true",
-]
+COMMON = [*TINY_MODEL_ARGS, "--per_device_train_batch_size", "8", *TINY_TRAINING_ARGS]
 
 
 @pytest.fixture(scope="module")
